@@ -1,0 +1,76 @@
+"""README figures: a before/after of real black-and-white photos made by the bundled model, and the
+training curves of the run that produced it.
+
+    python scripts/make_figures.py --log runs/small/log.jsonl --photos examples/cowboys-1907.jpg \
+        ../shared/data/bw-photos/deoldify/marktwain.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from cunet.colorizer import Colorizer
+from cunet.io import save_image_atomic
+
+ROW_HEIGHT = 320
+
+
+def before_after(paths: list[Path], out: Path) -> None:
+    colorizer = Colorizer.from_pretrained()
+    rows = []
+    for path in paths:
+        with Image.open(path) as image:
+            before = image.convert("RGB")
+        after = colorizer.colorize(path)
+        width = round(before.width * ROW_HEIGHT / before.height)
+        rows.append([im.resize((width, ROW_HEIGHT), Image.Resampling.LANCZOS) for im in (before, after)])
+    canvas_width = max(2 * row[0].width for row in rows) + 30
+    canvas = Image.new("RGB", (canvas_width, len(rows) * (ROW_HEIGHT + 10) + 30), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((10, 8), "black-and-white input", fill="black")
+    draw.text((canvas_width // 2 + 10, 8), "cunet (bundled model, automatic)", fill="black")
+    for i, (left, right) in enumerate(rows):
+        y = 30 + i * (ROW_HEIGHT + 10)
+        canvas.paste(left, (10, y))
+        canvas.paste(right, (20 + left.width, y))
+    save_image_atomic(canvas, out)
+
+
+def training_curves(log: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    train = [r for r in records if r["event"] == "train"]
+    val = [r for r in records if r["event"] == "val"]
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train])
+    loss_axis.set(xlabel="step", ylabel="Huber loss on a*b* (smoothed)", title="training loss", yscale="log")
+    steps = [r["step"] for r in val]
+    for key, label in (("auto", "automatic"), ("points10", "10 points")):
+        psnr_axis.plot(steps, [r[key] - r["gray"] for r in val], marker="o", label=label)
+    psnr_axis.axhline(0, color="gray", lw=1, ls="--")
+    psnr_axis.set(xlabel="step", ylabel="PSNR gain over gray (dB)", title="validation (128 val photos, 128 px)")
+    psnr_axis.legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Make README figures.")
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--photos", type=Path, nargs="+", required=True)
+    parser.add_argument("--out-dir", type=Path, default=Path("docs"))
+    args = parser.parse_args()
+    before_after(args.photos, args.out_dir / "before_after.png")
+    training_curves(args.log, args.out_dir / "training_curves.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""The one exception type users see: its message is printed as a single line, exit code 2."""
+
+
+class CunetError(Exception):
+    """A problem with the user's input (file, hint, option) rather than a bug in cunet."""

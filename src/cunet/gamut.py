@@ -1,0 +1,83 @@
+"""Quantised a*b* bins inside the sRGB gamut, and histograms over them.
+
+Rule (stated so it can be recomputed and tested): a*b* is cut into 10x10 cells centred on
+multiples of 10 from -110 to 110 (a 23x23 grid). A cell is *in gamut* when at least one of the
+16.7 million 8-bit sRGB colours has its a*b* inside it. This gives 261 bins; the paper's 313 is
+Zhang et al.'s partly data-derived set, which cannot be recomputed exactly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from cunet.color import rgb_to_lab
+
+GRID_STEP = 10.0
+GRID_MIN = -110.0
+GRID_SIZE = 23
+
+
+def _cell_index(ab: torch.Tensor) -> torch.Tensor:
+    """(*, 2, H, W) a*b* -> flat grid-cell index (*, H, W) in [0, GRID_SIZE**2)."""
+    cells = torch.floor((ab - (GRID_MIN - GRID_STEP / 2)) / GRID_STEP).long().clamp(0, GRID_SIZE - 1)
+    return cells.select(-3, 0) * GRID_SIZE + cells.select(-3, 1)
+
+
+@lru_cache(maxsize=1)
+def _occupied_cells() -> torch.Tensor:
+    values = torch.arange(256, dtype=torch.float32) / 255.0
+    green, blue = torch.meshgrid(values, values, indexing="ij")
+    occupied = torch.zeros(GRID_SIZE * GRID_SIZE, dtype=torch.bool)
+    for red in values:
+        rgb = torch.stack([red.expand_as(green), green, blue])
+        occupied[_cell_index(rgb_to_lab(rgb)[1:]).flatten()] = True
+    return occupied
+
+
+def _grid_centres() -> torch.Tensor:
+    axis = GRID_MIN + GRID_STEP * torch.arange(GRID_SIZE, dtype=torch.float32)
+    a, b = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([a.flatten(), b.flatten()], dim=1)
+
+
+@lru_cache(maxsize=1)
+def in_gamut_bins() -> torch.Tensor:
+    """The in-gamut bin centres, shape (Q, 2) as (a*, b*), in grid order."""
+    return _grid_centres()[_occupied_cells()]
+
+
+def num_bins() -> int:
+    """Q, the number of in-gamut bins (261 under this module's rule)."""
+    return int(in_gamut_bins().shape[0])
+
+
+@lru_cache(maxsize=1)
+def _cell_to_bin() -> torch.Tensor:
+    """Each grid cell's nearest in-gamut bin, so colours just outside the gamut still count."""
+    return torch.cdist(_grid_centres(), in_gamut_bins()).argmin(dim=1)
+
+
+def quantize_ab(ab: torch.Tensor) -> torch.Tensor:
+    """(*, 2, H, W) a*b* -> index of the in-gamut bin each pixel falls in, shape (*, H, W)."""
+    return _cell_to_bin()[_cell_index(ab)]
+
+
+def ab_histogram(ab: torch.Tensor) -> torch.Tensor:
+    """(*, 2, H, W) a*b* -> normalised histogram over the in-gamut bins, shape (*, Q), sums to 1."""
+    if ab.dim() < 3 or ab.shape[-3] != 2:
+        raise ValueError(f"ab must have shape (*, 2, H, W), got {tuple(ab.shape)}")
+    index = quantize_ab(ab).flatten(-2)
+    counts = torch.zeros(*index.shape[:-1], num_bins(), dtype=torch.float32)
+    counts.scatter_add_(-1, index, torch.ones_like(index, dtype=torch.float32))
+    return counts / index.shape[-1]
+
+
+def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
+    """(*, Q, H, W) logits over bins -> (*, 2, H, W) a*b* by the annealed mean (Zhang et al. 2016).
+
+    Temperature 1 is the plain mean (safe, desaturated); towards 0 it becomes the mode (vivid).
+    """
+    probs = torch.softmax(logits.float() / temperature, dim=-3)
+    return torch.einsum("...qhw,qc->...chw", probs, in_gamut_bins())

@@ -1,0 +1,192 @@
+"""CU-net (Wang, Chen, Tian 2022, Tables 5-8 as read in SPEC.md section 2), built from a config.
+
+The model maps (L, a_hint, b_hint, mask) plus an optional global-hint vector to normalised a*b*
+in [-1, 1] (tanh); `cunet.color.denormalize_ab` turns that into a*b*. It knows nothing of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+ACTIVATIONS = ("sigmoid", "relu", "leaky-relu")
+NORM_POSITIONS = ("before", "after", "none")
+INPUT_CHANNELS = 4  # L, a_hint, b_hint, mask
+
+
+@dataclass(frozen=True)
+class CUNetConfig:
+    """Everything needed to rebuild a CU-net; stored inside every checkpoint and weights file.
+
+    Args:
+        width: channels of conv1; conv2-4 use 2x, 4x, 8x (64 is the paper's size).
+        activation: "sigmoid" (the paper), "relu" or "leaky-relu".
+        norm_position: BatchNorm "before" the activation (the paper, section 3.2.5), "after", or "none".
+        global_bins: length of the histogram in the global hint (the in-gamut bin count), 0 = no branch.
+        distribution_head: also predict logits over the `global_bins` a*b* bins from conv10's features.
+    """
+
+    width: int = 64
+    activation: str = "sigmoid"
+    norm_position: str = "before"
+    global_bins: int = 261
+    distribution_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be positive, got {self.width}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.norm_position not in NORM_POSITIONS:
+            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
+        if self.distribution_head and self.global_bins < 1:
+            raise ValueError("distribution_head needs global_bins > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> CUNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+def make_activation(name: str) -> nn.Module:
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class ConvUnit(nn.Sequential):
+    """One conv + BatchNorm + activation, in the configured order (the paper: conv, BN, sigmoid)."""
+
+    def __init__(self, conv: nn.Module, channels: int, config: CUNetConfig) -> None:
+        layers: list[nn.Module] = [conv]
+        norm = nn.BatchNorm2d(channels)
+        if config.norm_position == "before":
+            layers += [norm, make_activation(config.activation)]
+        elif config.norm_position == "after":
+            layers += [make_activation(config.activation), norm]
+        else:
+            layers += [make_activation(config.activation)]
+        super().__init__(*layers)
+
+
+def conv3x3(in_channels: int, out_channels: int, config: CUNetConfig, dilation: int = 1) -> ConvUnit:
+    # A bias right before BatchNorm is cancelled by its mean subtraction (the paper's eq. after 3).
+    conv = nn.Conv2d(
+        in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=config.norm_position != "before"
+    )
+    return ConvUnit(conv, out_channels, config)
+
+
+class ConvBlock(nn.Sequential):
+    """`count` 3x3 conv units (conv1-7 of the paper)."""
+
+    def __init__(self, in_channels: int, out_channels: int, count: int, config: CUNetConfig, dilation: int = 1):
+        units = [conv3x3(in_channels if i == 0 else out_channels, out_channels, config, dilation) for i in range(count)]
+        super().__init__(*units)
+
+
+class UpBlock(nn.Module):
+    """conv8-10: transposed 4x4 stride-2 conv, concat with the skip (through its 3x3 conv), one 3x3 conv."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, config: CUNetConfig) -> None:
+        super().__init__()
+        up = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=config.norm_position != "before")
+        self.up = ConvUnit(up, out_channels, config)
+        self.skip = conv3x3(skip_channels, skip_channels, config)
+        self.fuse = conv3x3(out_channels + skip_channels, out_channels, config)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([self.up(x), self.skip(skip)], dim=1))
+
+
+class GlobalHintBranch(nn.Module):
+    """Global hint (histogram + flag, saturation + flag) -> 1x1 convs -> a bottleneck-wide bias map."""
+
+    def __init__(self, hint_size: int, channels: int, config: CUNetConfig) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(hint_size, channels, 1),
+            make_activation(config.activation),
+            nn.Conv2d(channels, channels, 1),
+        )
+
+    def forward(self, hint: torch.Tensor) -> torch.Tensor:
+        return self.layers(hint[:, :, None, None])
+
+
+class CUNet(nn.Module):
+    """The CU-net colouriser: 3 average-pool down-samplings, dilated bottleneck, 3 transposed up-samplings."""
+
+    def __init__(self, config: CUNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.conv1 = ConvBlock(INPUT_CHANNELS, w, 2, config)
+        self.conv2 = ConvBlock(w, 2 * w, 2, config)
+        self.conv3 = ConvBlock(2 * w, 4 * w, 2, config)
+        self.conv4 = ConvBlock(4 * w, 8 * w, 2, config)
+        self.conv5 = ConvBlock(8 * w, 8 * w, 2, config, dilation=2)
+        self.conv6 = ConvBlock(8 * w, 8 * w, 2, config, dilation=2)
+        self.conv7 = ConvBlock(8 * w, 8 * w, 3, config)
+        self.conv8 = UpBlock(8 * w, 4 * w, 4 * w, config)
+        self.conv9 = UpBlock(4 * w, 2 * w, 2 * w, config)
+        self.conv10 = UpBlock(2 * w, w, w, config)
+        self.down = nn.AvgPool2d(2)
+        self.out = nn.Conv2d(w, 2, 1)
+        self.global_hint = GlobalHintBranch(config.global_bins + 3, 8 * w, config) if config.global_bins else None
+        self.distribution = nn.Conv2d(w, config.global_bins, 1) if config.distribution_head else None
+
+    @property
+    def global_hint_size(self) -> int:
+        return self.config.global_bins + 3 if self.config.global_bins else 0
+
+    def forward(
+        self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 4, H, W) inputs (H, W multiples of 8), optional (B, Q + 3) global hint ->
+        (normalised a*b* (B, 2, H, W) in [-1, 1], bin logits (B, Q, H, W) or None)."""
+        if inputs.dim() != 4 or inputs.shape[1] != INPUT_CHANNELS:
+            raise ValueError(f"inputs must have shape (B, {INPUT_CHANNELS}, H, W), got {tuple(inputs.shape)}")
+        if inputs.shape[-1] % 8 or inputs.shape[-2] % 8:
+            raise ValueError(f"height and width must be multiples of 8, got {tuple(inputs.shape[-2:])}")
+        c1 = self.conv1(inputs)
+        c2 = self.conv2(self.down(c1))
+        c3 = self.conv3(self.down(c2))
+        x = self.conv4(self.down(c3))
+        if self.global_hint is not None:
+            if global_hint is None:
+                global_hint = inputs.new_zeros(inputs.shape[0], self.global_hint_size)
+            x = x + self.global_hint(global_hint.to(x.dtype))
+        x = self.conv7(self.conv6(self.conv5(x)))
+        x = self.conv10(self.conv9(self.conv8(x, c3), c2), c1)
+        ab = torch.tanh(self.out(x))
+        logits = self.distribution(x) if self.distribution is not None else None
+        return ab, logits
+
+
+PRESETS: dict[str, CUNetConfig] = {
+    # The paper's network (Tables 5-8): width 64, BN before sigmoid.
+    "paper": CUNetConfig(width=64, activation="sigmoid", norm_position="before"),
+    # CPU-trainable: a quarter of the paper's width (1/16 of its compute). ReLU because a short CPU
+    # budget cannot afford sigmoid's slower start; the evaluation issue's ablation measures the choice.
+    "small": CUNetConfig(width=16, activation="relu", norm_position="before"),
+}
+
+
+def build_model(preset_or_config: str | CUNetConfig) -> CUNet:
+    """A fresh CU-net from a preset name ("paper", "small") or a config."""
+    if isinstance(preset_or_config, str):
+        if preset_or_config not in PRESETS:
+            raise ValueError(f"unknown preset {preset_or_config!r}; choose from {sorted(PRESETS)}")
+        preset_or_config = PRESETS[preset_or_config]
+    return CUNet(preset_or_config)

@@ -1,0 +1,157 @@
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cunet.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["cunet", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def gray_photo(tmp_path, astronaut):
+    path = tmp_path / "old.png"
+    Image.fromarray(astronaut[:120, :160]).convert("L").save(path)
+    return path
+
+
+def assert_one_line_error(code: int, err: str, expected: str) -> None:
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err
+    assert "Traceback" not in err
+
+
+def test_help_explains_the_commands(monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "--help")
+    assert code == 0 and "colorize" in out and "train" in out
+
+
+def test_colorize_writes_a_full_size_colour_file(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    target = tmp_path / "colour.png"
+    code, out, _ = run(monkeypatch, capsys, "colorize", gray_photo, "-o", target, "--model", tiny_model_file,
+                       "--points", "10,20,#c08060;100,50,#2040a0,5")
+    assert code == 0 and f"wrote {target}" in out
+    assert Image.open(target).size == (160, 120)
+
+
+def test_a_folder_goes_to_an_output_folder(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    Image.open(gray_photo).save(tmp_path / "second.jpg")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, _ = run(monkeypatch, capsys, "colorize", tmp_path, "--out-dir", out_dir, "--model", tiny_model_file)
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["old.png", "second.png"]
+
+
+def test_default_output_sits_beside_the_input(monkeypatch, capsys, gray_photo, tiny_model_file):
+    code, _, _ = run(monkeypatch, capsys, "colorize", gray_photo, "--model", tiny_model_file)
+    assert code == 0 and (gray_photo.parent / "old_color.png").is_file()
+
+
+def test_hints_file_and_reference(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path, astronaut):
+    Image.fromarray(astronaut).save(tmp_path / "ref.png")
+    (tmp_path / "hints.json").write_text(json.dumps(
+        {"points": [{"x": 5, "y": 5, "color": "#ff8800", "size": 3}], "saturation": 0.3, "reference": "ref.png"}))
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.jpg",
+                       "--hints", tmp_path / "hints.json", "--model", tiny_model_file)
+    assert code == 0, err
+    assert Image.open(tmp_path / "c.jpg").size == (160, 120)
+
+
+def test_an_unreadable_input_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path, tiny_model_file):
+    (tmp_path / "broken.jpg").write_bytes(b"nope")
+    code, _, err = run(monkeypatch, capsys, "colorize", tmp_path / "broken.jpg", "-o", tmp_path / "o.png",
+                       "--model", tiny_model_file)
+    assert_one_line_error(code, err, "not a readable image")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_missing_input_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", tmp_path / "none.jpg")
+    assert_one_line_error(code, err, "no such file")
+
+
+@pytest.mark.parametrize("points, message", [
+    ("10,20", "bad point"),
+    ("10,20,red", "bad point"),
+    ("10,20,#12345g", "bad point"),
+    ("10,20,#123456,12", "point size 12 out of range"),
+])
+def test_bad_point_syntax_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path, points, message):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "o.png", "--points", points)
+    assert_one_line_error(code, err, message)
+
+
+def test_an_out_of_range_point_is_one_line_exit_2_and_writes_nothing(
+        monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "o.png",
+                       "--points", "160,10,#ff0000", "--model", tiny_model_file)
+    assert_one_line_error(code, err, "outside the 160x120 image")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_an_unwritable_output_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "missing" / "o.png")
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_a_failed_write_is_one_line_exit_2_and_leaves_no_temp_file(
+        monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    blocked = tmp_path / "o.png"
+    blocked.mkdir()  # a folder where the file should go: the final rename fails, even for root
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", blocked, "--model", tiny_model_file)
+    assert_one_line_error(code, err, "cannot write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "old.png"]
+
+
+def test_out_with_several_inputs_is_refused(monkeypatch, capsys, gray_photo, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, gray_photo, "-o", tmp_path / "o.png")
+    assert_one_line_error(code, err, "--out-dir")
+
+
+def test_a_bad_hints_file_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
+    (tmp_path / "h.json").write_text("{points: oops")
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--hints", tmp_path / "h.json")
+    assert_one_line_error(code, err, "not valid JSON")
+
+
+def test_a_bad_model_file_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
+    (tmp_path / "m.safetensors").write_bytes(b"garbage")
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--model", tmp_path / "m.safetensors",
+                       "-o", tmp_path / "o.png")
+    assert_one_line_error(code, err, "not a cunet")
+
+
+def test_train_then_export_from_the_command_line(monkeypatch, capsys, photo_folder, tmp_path):
+    (tmp_path / "run.toml").write_text(
+        f'data = "{photo_folder / "manifest.csv"}"\nwidth = 4\ncrop = 32\ncache_short_side = 40\n'
+        'batch_size = 4\nsteps = 2\nwarmup_steps = 1\nval_limit = 2\nthreads = 1\n')
+    code, out, err = run(monkeypatch, capsys, "train", "--config", tmp_path / "run.toml", "--out-dir", tmp_path / "run")
+    assert code == 0, err
+    code, out, err = run(monkeypatch, capsys, "export", tmp_path / "run" / "last.safetensors", "-o", tmp_path / "w.safetensors")
+    assert code == 0 and (tmp_path / "w.safetensors").is_file()
+
+
+def test_train_without_data_is_one_line_and_exit_2(monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "train")
+    assert_one_line_error(code, err, "--data")
+
+
+def test_outputs_get_ordinary_file_permissions(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    import os
+
+    code, _, _ = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "p.png", "--model", tiny_model_file)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert code == 0 and (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~umask

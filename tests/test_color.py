@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from cunet.color import (
+    AB_SCALE,
+    chroma,
+    denormalize_ab,
+    join_lab,
+    lab_to_rgb,
+    mean_saturation,
+    normalize_ab,
+    normalize_l,
+    rgb_to_lab,
+)
+
+
+def dense_rgb_sample(step: int = 5) -> np.ndarray:
+    axis = np.arange(0, 256, step)
+    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3) / 255.0
+
+
+def test_rgb_to_lab_matches_scikit_image_on_dense_rgb_sample():
+    rgb = dense_rgb_sample()
+    ours = rgb_to_lab(torch.from_numpy(rgb.T.reshape(3, -1, 1)).float())[:, :, 0].T.numpy()
+    error = np.abs(ours - skcolor.rgb2lab(rgb))
+    assert error.max() < 0.5
+    assert error.mean() < 0.01
+
+
+def test_lab_to_rgb_matches_scikit_image_inside_the_gamut():
+    lab = skcolor.rgb2lab(dense_rgb_sample(15))
+    ours = lab_to_rgb(torch.from_numpy(lab.T.reshape(3, -1, 1)).float())[:, :, 0].T.numpy()
+    assert np.abs(ours - skcolor.lab2rgb(lab)).max() < 1e-3
+
+
+def test_round_trip_returns_the_8bit_colour(astronaut):
+    rgb = torch.from_numpy(astronaut).permute(2, 0, 1).float() / 255.0
+    back = lab_to_rgb(rgb_to_lab(rgb))
+    assert torch.equal(torch.round(back * 255), torch.round(rgb * 255))
+
+
+def test_batched_conversion_equals_per_image_conversion(astronaut):
+    rgb = torch.from_numpy(astronaut[:64, :64]).permute(2, 0, 1).float() / 255.0
+    batch = torch.stack([rgb, rgb.flip(-1)])
+    assert torch.allclose(rgb_to_lab(batch)[1], rgb_to_lab(rgb.flip(-1)), atol=1e-5)
+
+
+def test_gray_pixels_have_zero_ab_and_the_expected_lightness():
+    gray = torch.full((3, 2, 2), 0.5)
+    lab = rgb_to_lab(gray)
+    assert torch.allclose(lab[1:], torch.zeros(2, 2, 2), atol=0.01)
+    assert lab[0, 0, 0].item() == pytest.approx(skcolor.rgb2lab(np.full((1, 1, 3), 0.5))[0, 0, 0], abs=1e-3)
+
+
+def test_lab_to_rgb_clips_out_of_gamut_colours():
+    lab = torch.tensor([50.0, 127.0, -127.0]).view(3, 1, 1)
+    rgb = lab_to_rgb(lab)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+
+
+def test_normalisation_constants_and_inverse():
+    assert AB_SCALE == 128.0
+    assert normalize_l(torch.tensor([0.0, 50.0, 100.0])).tolist() == [-0.5, 0.0, 0.5]
+    ab = torch.tensor([-128.0, 0.0, 64.0])
+    assert normalize_ab(ab).tolist() == [-1.0, 0.0, 0.5]
+    assert torch.equal(denormalize_ab(normalize_ab(ab)), ab)
+
+
+def test_join_lab_with_zero_ab_gives_gray_of_the_same_lightness(astronaut):
+    rgb = torch.from_numpy(astronaut[:32, :32]).permute(2, 0, 1).float() / 255.0
+    lightness = rgb_to_lab(rgb)[:1]
+    gray = join_lab(lightness, torch.zeros(2, 32, 32))
+    assert torch.allclose(gray[0], gray[1], atol=1e-4) and torch.allclose(gray[1], gray[2], atol=1e-4)
+    assert torch.allclose(rgb_to_lab(gray)[0], lightness[0], atol=0.05)
+
+
+def test_mean_saturation_is_zero_for_gray_and_one_for_primaries():
+    assert mean_saturation(torch.full((3, 4, 4), 0.3)).item() == 0.0
+    red = torch.zeros(3, 4, 4)
+    red[0] = 1.0
+    assert mean_saturation(red).item() == 1.0
+    half = torch.tensor([1.0, 0.5, 0.5]).view(3, 1, 1).expand(3, 2, 2)
+    assert mean_saturation(half).item() == pytest.approx(0.5)
+
+
+def test_chroma_is_the_ab_vector_length():
+    ab = torch.tensor([3.0, 4.0]).view(2, 1, 1)
+    assert chroma(ab).item() == 5.0
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(\*, 3, H, W\)"):
+        rgb_to_lab(torch.zeros(4, 8, 8))

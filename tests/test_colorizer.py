@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cunet.color import rgb_to_lab
+from cunet.colorizer import Colorizer, bundled_weights, working_shape
+from cunet.errors import CunetError
+from cunet.hints import PointHint
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_model_file) -> Colorizer:
+    return Colorizer.from_pretrained(tiny_model_file)
+
+
+def lightness(image: Image.Image) -> torch.Tensor:
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255.0
+    return rgb_to_lab(rgb)[0]
+
+
+def test_output_has_the_full_input_size_and_keeps_its_lightness(colorizer, astronaut):
+    gray = Image.fromarray(astronaut).convert("L").resize((301, 187))
+    result = colorizer.colorize(gray)
+    assert result.size == (301, 187) and result.mode == "RGB"
+    # L* survives up to 8-bit rounding and gamut clipping of the predicted colour.
+    assert (lightness(result) - lightness(gray)).abs().median() < 0.5
+
+
+def test_working_shape_keeps_aspect_on_multiples_of_eight():
+    assert working_shape(256, 256, 128) == (128, 128)
+    assert working_shape(600, 400, 128) == (192, 128)
+    assert working_shape(187, 301, 128) == (128, 208)
+
+
+def test_the_model_file_sets_the_working_size(colorizer):
+    assert colorizer.working_size == 64
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: Image.fromarray(a).convert("L"),
+        lambda a: Image.fromarray(a),
+        lambda a: np.asarray(Image.fromarray(a).convert("L")),
+        lambda a: np.asarray(Image.fromarray(a).convert("L")).astype(np.uint16) * 257,
+        lambda a: np.asarray(Image.fromarray(a).convert("L")).astype(np.float32) / 255.0,
+        lambda a: np.repeat(np.asarray(Image.fromarray(a).convert("L"))[:, :, None], 3, axis=2),
+    ],
+    ids=["pil-gray", "pil-rgb", "uint8-2d", "uint16-2d", "float-2d", "rgb-that-is-gray"],
+)
+def test_every_input_kind_gives_the_same_sized_rgb_output(colorizer, astronaut, make):
+    result = colorizer.colorize(make(astronaut[:96, :80]))
+    assert result.size == (80, 96) and result.mode == "RGB"
+
+
+def test_a_sepia_photo_is_coloured_from_its_lightness_only(colorizer, astronaut):
+    gray = np.asarray(Image.fromarray(astronaut[:64, :64]).convert("L")).astype(np.float32) / 255.0
+    sepia = np.clip(np.stack([gray * 1.07, gray * 0.74 + 0.1, gray * 0.43 + 0.05], axis=-1), 0, 1)
+    neutral = np.repeat(np.asarray(to_gray_of(sepia))[:, :, None], 3, axis=2)
+    difference = np.asarray(colorizer.colorize(sepia), int) - np.asarray(colorizer.colorize(neutral), int)
+    assert np.abs(difference).max() <= 1  # the same photo up to float rounding of L*
+
+
+def to_gray_of(rgb: np.ndarray) -> np.ndarray:
+    """The neutral float image with the same L* as `rgb`."""
+    lab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1))
+    lab[1:] = 0
+    from cunet.color import lab_to_rgb
+
+    return lab_to_rgb(lab)[0].numpy()
+
+
+def test_sixteen_bit_png_and_alpha_inputs(colorizer, astronaut, tmp_path):
+    gray16 = (np.asarray(Image.fromarray(astronaut[:64, :48]).convert("L")).astype(np.uint16) * 257)
+    Image.fromarray(gray16).save(tmp_path / "deep.png")
+    assert colorizer.colorize(tmp_path / "deep.png").size == (48, 64)
+    rgba = Image.fromarray(astronaut[:64, :48]).convert("LA")
+    rgba.putalpha(Image.new("L", rgba.size, 77))
+    result = colorizer.colorize(rgba)
+    assert result.mode == "RGBA" and np.all(np.asarray(result)[:, :, 3] == 77)
+
+
+def test_exif_orientation_is_honoured(colorizer, astronaut, tmp_path):
+    image = Image.fromarray(astronaut[:64, :96]).convert("L")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert colorizer.colorize(tmp_path / "rotated.jpg").size == (64, 96)
+
+
+def test_points_outside_the_photo_are_a_clear_error(colorizer, astronaut):
+    with pytest.raises(CunetError, match="outside the 64x32 image"):
+        colorizer.colorize(astronaut[:32, :64], points=[PointHint(x=64, y=3, a=10, b=10)])
+
+
+def network_call(colorizer: Colorizer, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run colorize and return what the network was given: (inputs, global hint)."""
+    seen = []
+    handle = colorizer.model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs))
+    try:
+        colorizer.colorize(*args, **kwargs)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_points_reach_the_network_scaled_to_the_working_size(colorizer, astronaut):
+    gray = Image.fromarray(astronaut[:128, :256]).convert("L")  # working shape 64 x 128: half size
+    inputs, _ = network_call(colorizer, gray, points=[PointHint(x=101, y=41, a=64, b=-32, size=6)])
+    assert inputs.shape == (1, 4, 64, 128)
+    mask = inputs[0, 3]
+    assert mask.sum() == 9 and torch.equal(mask[19:22, 49:52], torch.ones(3, 3))
+    assert torch.all(inputs[0, 1][mask == 1] == 0.5) and torch.all(inputs[0, 2][mask == 1] == -0.25)
+
+
+def test_a_reference_photo_becomes_the_global_histogram_hint(colorizer, astronaut):
+    from cunet.gamut import num_bins
+
+    gray = Image.fromarray(astronaut[:128, :128]).convert("L")
+    _, plain = network_call(colorizer, gray)
+    _, guided = network_call(colorizer, gray, reference=astronaut)
+    q = num_bins()
+    assert plain.abs().sum() == 0
+    assert guided[0, q] == 1 and guided[0, :q].sum().item() == pytest.approx(1.0)
+    assert torch.equal(guided[0, :q], colorizer.histogram_of(astronaut))
+
+
+def test_an_unreadable_file_is_a_clear_error(colorizer, tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    with pytest.raises(CunetError, match="not a readable image"):
+        colorizer.colorize(tmp_path / "bad.jpg")
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CunetError, match="no such model file"):
+        Colorizer.from_pretrained(tmp_path / "none.safetensors")
+
+
+def test_the_bundled_model_colours_a_real_photo(astronaut):
+    if not bundled_weights().is_file():
+        pytest.fail("the bundled default model is missing from the package")
+    colorizer = Colorizer.from_pretrained()
+    gray = Image.fromarray(astronaut).convert("L")
+    result = colorizer.colorize(gray)
+    lab = rgb_to_lab(torch.from_numpy(np.asarray(result)).permute(2, 0, 1).float() / 255.0)
+    assert result.size == (512, 512)
+    assert torch.linalg.vector_norm(lab[1:], dim=0).mean() > 3.0  # it adds colour, not gray

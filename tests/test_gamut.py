@@ -1,0 +1,55 @@
+import torch
+
+from cunet.color import rgb_to_lab
+from cunet.gamut import GRID_STEP, ab_histogram, decode_distribution, in_gamut_bins, num_bins, quantize_ab
+
+
+def test_the_in_gamut_rule_gives_261_bins_on_the_10_unit_grid():
+    bins = in_gamut_bins()
+    assert num_bins() == 261
+    assert bins.shape == (261, 2)
+    assert torch.equal(bins % GRID_STEP, torch.zeros_like(bins))
+    assert bins.abs().max() <= 110
+
+
+def test_every_srgb_colour_falls_in_a_bin_whose_cell_contains_it():
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (3, 100, 100), generator=generator).float() / 255.0
+    ab = rgb_to_lab(rgb)[1:]
+    centres = in_gamut_bins()[quantize_ab(ab)]  # (100, 100, 2)
+    distance = (ab.permute(1, 2, 0) - centres).abs()
+    assert distance.max() <= GRID_STEP / 2 + 1e-4
+
+
+def test_gray_falls_in_the_neutral_bin():
+    index = quantize_ab(torch.zeros(2, 1, 1))
+    assert in_gamut_bins()[index.item()].tolist() == [0.0, 0.0]
+
+
+def test_far_out_of_gamut_ab_maps_to_the_nearest_in_gamut_bin():
+    index = quantize_ab(torch.tensor([[[-120.0]], [[120.0]]])).item()
+    assert index in range(num_bins())
+
+
+def test_histogram_of_a_flat_colour_is_one_hot_and_sums_to_one():
+    ab = torch.zeros(2, 2, 8, 8)
+    ab[1, 0] = 40.0
+    ab[1, 1] = -20.0
+    histogram = ab_histogram(ab)
+    assert histogram.shape == (2, num_bins())
+    assert torch.allclose(histogram.sum(-1), torch.ones(2))
+    assert in_gamut_bins()[histogram[1].argmax()].tolist() == [40.0, -20.0]
+    assert histogram[1].max() == 1.0
+
+
+def test_histogram_counts_fractions():
+    ab = torch.zeros(2, 1, 4)
+    ab[0, 0, :1] = 30.0
+    histogram = ab_histogram(ab)
+    assert sorted(histogram[histogram > 0].tolist()) == [0.25, 0.75]
+
+
+def test_decoding_a_confident_distribution_gives_that_bin_centre():
+    logits = torch.full((num_bins(), 1, 1), -50.0)
+    logits[17] = 50.0
+    assert torch.allclose(decode_distribution(logits)[:, 0, 0], in_gamut_bins()[17])

@@ -1,0 +1,37 @@
+"""Tests on the real photos in CUNET_DATA (skipped without it)."""
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cunet.color import join_lab, rgb_to_lab
+from cunet.colorizer import Colorizer
+from cunet.data import list_photos
+from cunet.hints import ground_truth_points
+from cunet.metrics import psnr
+
+
+def test_the_people_manifest_has_its_fixed_split(shared_data):
+    assert len(list_photos(shared_data / "people", "train")) == 10540
+    assert len(list_photos(shared_data / "people", "val")) == 573
+
+
+def test_a_real_black_and_white_photo_is_coloured_at_full_size(shared_data):
+    path = shared_data / "bw-photos" / "deoldify" / "einstein_portrait.jpg"
+    result = Colorizer.from_pretrained().colorize(path)
+    with Image.open(path) as original:
+        assert result.size == original.size
+
+
+def test_the_bundled_model_beats_gray_on_val_photos_with_ten_points(shared_data):
+    colorizer = Colorizer.from_pretrained()
+    paths = sorted(list_photos(shared_data / "people", "val"))[:24]
+    gains = []
+    for index, path in enumerate(paths):
+        with Image.open(path) as image:
+            rgb8 = np.asarray(image.convert("RGB").resize((256, 256), Image.Resampling.BICUBIC))
+        lab = rgb_to_lab(torch.from_numpy(rgb8).permute(2, 0, 1).float() / 255.0)
+        gray = psnr(join_lab(lab[:1], torch.zeros_like(lab[1:])), torch.from_numpy(rgb8).permute(2, 0, 1))
+        points = ground_truth_points(lab[1:], [5] * 10, np.random.default_rng(index))
+        gains.append(float(psnr(np.asarray(colorizer.colorize(rgb8, points=points)), rgb8) - gray))
+    assert np.mean(gains) > 1.0
