@@ -155,3 +155,23 @@ def test_outputs_get_ordinary_file_permissions(monkeypatch, capsys, gray_photo, 
     umask = os.umask(0)
     os.umask(umask)
     assert code == 0 and (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_evaluate_writes_the_report_files(monkeypatch, capsys, photo_folder, tiny_model_file, tmp_path):
+    code, out, err = run(monkeypatch, capsys, "evaluate", photo_folder, "--limit", "2", "--points", "0,3",
+                         "--methods", "cunet,gray,levin", "--model", tiny_model_file, "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["psnr_vs_points.png", "report.json", "report.md"]
+
+
+def test_evaluate_with_a_bad_point_list_is_one_line_and_exit_2(monkeypatch, capsys, photo_folder, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, "--points", "0,ten", "--methods", "gray",
+                       "--out", tmp_path / "ev")
+    assert_one_line_error(code, err, "bad list")
+
+
+def test_figure_writes_a_grid(monkeypatch, capsys, photo_folder, tiny_model_file, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "figure", photo_folder / "p00.png", photo_folder / "p06.png",
+                       "--methods", "cunet,levin", "--points", "5", "--model", tiny_model_file, "-o", tmp_path / "g.png")
+    assert code == 0, err
+    assert (tmp_path / "g.png").is_file()

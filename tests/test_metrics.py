@@ -37,3 +37,36 @@ def test_batches_give_one_value_per_image():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shapes differ"):
         psnr(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_ssim_is_one_for_identical_images_and_matches_scikit_image(astronaut):
+    from skimage.metrics import structural_similarity
+
+    from cunet.metrics import ssim
+
+    assert ssim(astronaut, astronaut) == 1.0
+    noisy = np.clip(astronaut.astype(int) + np.random.default_rng(0).integers(-20, 21, astronaut.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    expected = structural_similarity(noisy, astronaut, channel_axis=-1, data_range=255)
+    assert ssim(noisy, astronaut) == pytest.approx(expected)
+    assert ssim(torch.from_numpy(noisy).permute(2, 0, 1), astronaut) == pytest.approx(expected)
+
+
+def test_ciede2000_is_zero_for_identical_images_and_known_for_a_pair():
+    from cunet.metrics import ciede2000
+
+    gray = np.full((4, 4, 3), 128, np.uint8)
+    assert ciede2000(gray, gray) == 0.0
+    white, black = np.full((2, 2, 3), 255, np.uint8), np.zeros((2, 2, 3), np.uint8)
+    assert ciede2000(white, black) == pytest.approx(100.0, abs=0.01)  # Delta L = 100, no chroma
+
+
+def test_colorfulness_is_zero_for_gray_and_hand_computed_for_two_colours():
+    from cunet.metrics import colorfulness
+
+    assert colorfulness(np.full((4, 4, 3), 90, np.uint8)) == 0.0
+    image = np.zeros((1, 2, 3), np.uint8)
+    image[0, 0] = (255, 0, 0)  # rg = 255, yb = 127.5
+    # second pixel black: rg and yb are (255, 0) and (127.5, 0): std 127.5 / 63.75, mean 127.5 / 63.75
+    expected = np.hypot(127.5, 63.75) + 0.3 * np.hypot(127.5, 63.75)
+    assert colorfulness(image) == pytest.approx(expected)

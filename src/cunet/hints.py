@@ -81,7 +81,8 @@ def photo_histogram(ab: torch.Tensor) -> torch.Tensor:
     function serves training, references and evaluation so that the network sees one kind of hint.
     """
     if min(ab.shape[-2:]) >= 16:
-        ab = F.avg_pool2d(ab.float().reshape(-1, 2, *ab.shape[-2:]), 4).reshape(*ab.shape[:-2], *[d // 4 for d in ab.shape[-2:]])
+        pooled = F.avg_pool2d(ab.float().reshape(-1, 2, *ab.shape[-2:]), 4)
+        ab = pooled.reshape(*ab.shape[:-3], 2, *pooled.shape[-2:])
     return ab_histogram(ab)
 
 

@@ -1,0 +1,315 @@
+"""The evaluation protocol, the same-harness runner, reports and figure grids.
+
+Protocol (one place, used by `cunet evaluate`, `cunet figure` and the benchmarks):
+- each photo is resized to 256x256 with PIL's bicubic filter; its Lab is the ground truth;
+- every method gets the same L* and only supplies a*b*;
+- point hints are P x P patches (P = 5) whose positions come from numpy.random.default_rng(i), i the
+  photo's index in sorted file order; each holds the patch's mean ground-truth a*b*. Sweeps are
+  nested: the first 5 of 10 points are the 5-point set;
+- the global hint is "none" or "gt": the ground truth's own histogram (an oracle, as in the paper's
+  Table 10); the transfer baselines get the ground-truth photo itself as their reference then.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageOps
+from tqdm import tqdm
+
+from cunet.baselines import gray_ab, levin_ab, reinhard_ab, welsh_ab
+from cunet.color import denormalize_ab, join_lab, rgb_to_lab
+from cunet.colorizer import Colorizer
+from cunet.data import list_photos
+from cunet.errors import CunetError
+from cunet.hints import PointHint, encode_point_hints, ground_truth_points
+from cunet.io import load_photo, write_atomic
+from cunet.metrics import ciede2000, colorfulness, psnr, ssim
+
+EVAL_SIZE = 256
+PATCH = 5
+METHODS = ("cunet", "gray", "reinhard", "welsh", "levin")
+GLOBALS = ("none", "gt")
+METRICS = ("psnr", "ssim", "ciede2000", "colorfulness")
+#: Which hints each method can use: (uses points, needs a reference / global hint).
+METHOD_INPUTS = {
+    "cunet": (True, False),
+    "gray": (False, False),
+    "reinhard": (False, True),
+    "welsh": (False, True),
+    "levin": (True, False),
+}
+PAPER_TABLE_10 = [
+    ("Predicted gray scale", "–", "22.82 ± 0.18"),
+    ("Zhang et al.", "Automatic", "22.04 ± 0.11"),
+    ("Larsson et al.", "Automatic", "24.93 ± 0.14"),
+    ("Iizuka et al.", "Automatic", "23.69 ± 0.13"),
+    ("Ours (local)", "Automatic", "23.43 ± 0.14"),
+    ("Ours (global)", "+ global histogram", "25.86 ± 0.14"),
+    ("Ours (local)", "+ global histogram", "27.73 ± 0.14"),
+]
+
+
+def load_eval_photo(path: Path, size: int = EVAL_SIZE, crop: bool = False) -> np.ndarray:
+    """A photo as the protocol sees it: uint8 RGB, size x size, PIL bicubic (squashed, as the protocol
+    says; `crop` takes the central square instead, for figures that people look at)."""
+    rgb = load_photo(path).rgb
+    image = Image.fromarray(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8))
+    if crop:
+        return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC))
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))
+
+
+def protocol_points(ab: torch.Tensor, count: int, index: int, patch: int = PATCH) -> list[PointHint]:
+    """The protocol's `count` ground-truth points for the photo with sorted index `index`."""
+    return ground_truth_points(ab, [patch] * count, np.random.default_rng(index))
+
+
+def _to_uint8(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    colour = join_lab(lightness, ab.float())
+    return np.clip(np.rint(colour.permute(1, 2, 0).numpy() * 255), 0, 255).astype(np.uint8)
+
+
+def _lab_of(rgb8: np.ndarray) -> torch.Tensor:
+    return rgb_to_lab(torch.from_numpy(np.array(rgb8)).permute(2, 0, 1).float() / 255.0)
+
+
+@dataclass
+class Harness:
+    """Runs every method with identical inputs: the same L*, the same points, the same reference."""
+
+    colorizer: Colorizer | None
+
+    def run(
+        self, method: str, lightness: torch.Tensor, points: list[PointHint], reference8: np.ndarray | None
+    ) -> np.ndarray:
+        """One method's colouring of L* (1, H, W) as uint8 RGB (H, W, 3).
+
+        `reference8` is a colour photo: the transfer baselines copy from it and cunet takes its
+        histogram as the global hint; None means no global hint.
+        """
+        if method not in METHODS:
+            raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        if METHOD_INPUTS[method][1] and reference8 is None:
+            raise CunetError(f"method {method} needs a reference photo")
+        if method == "cunet":
+            if self.colorizer is None:
+                raise CunetError("method cunet needs a model")
+            gray = join_lab(lightness, torch.zeros(2, *lightness.shape[-2:])).permute(1, 2, 0).numpy()
+            histogram = self.colorizer.histogram_of(reference8) if reference8 is not None else None
+            return np.array(self.colorizer.colorize(gray, points=points, histogram=histogram))
+        l_np = lightness[0].double().numpy()
+        if method == "gray":
+            ab = gray_ab(l_np)
+        elif method == "levin":
+            maps = encode_point_hints(points, *l_np.shape)
+            hint_ab = denormalize_ab(maps[:2]).permute(1, 2, 0).double().numpy()
+            ab = levin_ab(l_np, hint_ab, maps[2].numpy() > 0)
+        else:
+            reference_lab = _lab_of(reference8).permute(1, 2, 0).double().numpy()
+            ab = reinhard_ab(l_np, reference_lab) if method == "reinhard" else welsh_ab(l_np, reference_lab)
+        return _to_uint8(lightness, torch.from_numpy(ab).permute(2, 0, 1))
+
+
+def settings_for(method: str, points: list[int], globals_: list[str]) -> list[tuple[int, str]]:
+    """The (points, global) settings a method is evaluated at: only the hints it can use."""
+    uses_points, needs_reference = METHOD_INPUTS[method]
+    counts = points if uses_points else [0]
+    if needs_reference:
+        return [(0, "gt")] if "gt" in globals_ else []
+    if method == "cunet":
+        return [(n, g) for g in globals_ for n in counts]
+    return [(n, "none") for n in counts]
+
+
+def evaluate(
+    paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
+    progress: bool = True,
+) -> dict:
+    """Run the protocol; returns the report dict (schema: see `cunet evaluate --help`)."""
+    for method in methods:
+        if method not in METHODS:
+            raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    for setting in globals_:
+        if setting not in GLOBALS:
+            raise CunetError(f"unknown global setting {setting!r}; choose from none, gt")
+    if any(n < 0 for n in points):
+        raise CunetError("point counts must be >= 0")
+    harness = Harness(colorizer)
+    scores: dict[tuple[str, int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seconds: dict[str, float] = defaultdict(float)
+    started = time.perf_counter()
+    for index, path in enumerate(tqdm(paths, desc="evaluating", unit="photo", disable=not progress)):
+        rgb8 = load_eval_photo(path)
+        lab = _lab_of(rgb8)
+        truth_colorfulness = colorfulness(rgb8)
+        for method in methods:
+            for count, setting in settings_for(method, points, globals_):
+                clock = time.perf_counter()
+                reference = rgb8 if setting == "gt" else None
+                output = harness.run(method, lab[:1], protocol_points(lab[1:], count, index), reference)
+                seconds[method] += time.perf_counter() - clock
+                entry = scores[(method, count, setting)]
+                entry["psnr"].append(float(psnr(output, rgb8)))
+                entry["ssim"].append(ssim(output, rgb8))
+                entry["ciede2000"].append(ciede2000(output, rgb8))
+                entry["colorfulness"].append(colorfulness(output))
+                entry["colorfulness_gt"].append(truth_colorfulness)
+    results = []
+    for (method, count, setting), entry in scores.items():
+        result = {"method": method, "points": count, "global": setting, "n": len(entry["psnr"])}
+        for name, values in entry.items():
+            array = np.asarray(values, dtype=np.float64)
+            sem = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else 0.0
+            result[name] = {"mean": float(array.mean()), "sem": sem}
+        results.append(result)
+    return {
+        "protocol": {"size": EVAL_SIZE, "resize": "PIL bicubic", "patch": PATCH, "points_rng": "default_rng(index)",
+                     "global_gt": "ground-truth histogram (oracle); transfer baselines use the ground truth as reference"},
+        "photos": len(paths),
+        "methods": methods,
+        "points": points,
+        "globals": globals_,
+        "seconds": {"total": round(time.perf_counter() - started, 1), **{m: round(s, 1) for m, s in seconds.items()}},
+        "results": results,
+    }
+
+
+def _find(results: list[dict], method: str, points: int, setting: str) -> dict | None:
+    return next((r for r in results if (r["method"], r["points"], r["global"]) == (method, points, setting)), None)
+
+
+def _cell(result: dict | None, metric: str, digits: int = 2) -> str:
+    if result is None:
+        return "–"
+    return f"{result[metric]['mean']:.{digits}f} ± {result[metric]['sem']:.{digits}f}"
+
+
+def markdown_report(report: dict) -> str:
+    """report.md: the Table-10-shaped summary, every result, and the paper's own Table 10."""
+    results = report["results"]
+    local = 10 if 10 in report["points"] else max(report["points"])
+    lines = [f"# cunet evaluation — {report['photos']} photos, {EVAL_SIZE}×{EVAL_SIZE}", ""]
+    lines += ["## Table 10, our photos", "", "| method | control | PSNR (dB) | SSIM | ΔE00 | colourfulness |",
+              "|---|---|---|---|---|---|"]
+    rows = [("Predicted gray", "–", ("gray", 0, "none")), ("cunet", "automatic", ("cunet", 0, "none")),
+            ("cunet", "+ global histogram", ("cunet", 0, "gt")),
+            ("cunet", f"{local} points + global histogram", ("cunet", local, "gt")),
+            ("cunet", f"{local} points", ("cunet", local, "none")),
+            ("Levin et al.", f"{local} points", ("levin", local, "none")),
+            ("Reinhard et al.", "ground-truth reference", ("reinhard", 0, "gt")),
+            ("Welsh et al.", "ground-truth reference", ("welsh", 0, "gt"))]
+    for name, control, key in rows:
+        result = _find(results, *key)
+        if result is not None:
+            lines.append(f"| {name} | {control} | {_cell(result, 'psnr')} | {_cell(result, 'ssim', 3)} | "
+                         f"{_cell(result, 'ciede2000')} | {_cell(result, 'colorfulness', 1)} |")
+    truth = results[0]["colorfulness_gt"] if results else None
+    if truth:
+        lines += ["", f"Ground-truth colourfulness: {truth['mean']:.1f} ± {truth['sem']:.1f}."]
+    lines += ["", "## Every result", "", "| method | global | points | n | PSNR (dB) | SSIM | ΔE00 | colourfulness |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r["method"], r["global"], r["points"])):
+        lines.append(f"| {r['method']} | {r['global']} | {r['points']} | {r['n']} | {_cell(r, 'psnr')} | "
+                     f"{_cell(r, 'ssim', 3)} | {_cell(r, 'ciede2000')} | {_cell(r, 'colorfulness', 1)} |")
+    lines += ["", "## The paper's Table 10 (different photos: ImageNet people, not ours)", "",
+              "| method | control | PSNR (dB) |", "|---|---|---|"]
+    lines += [f"| {m} | {c} | {p} |" for m, c, p in PAPER_TABLE_10]
+    lines += ["", f"Time: {report['seconds']['total']:.0f} s in all; per method: "
+              + ", ".join(f"{m} {s:.0f} s" for m, s in report["seconds"].items() if m != "total") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_psnr_against_points(report: dict, out: Path) -> None:
+    """PSNR against the number of points, one line per method and global setting (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    span = [min(report["points"]), max(report["points"])]
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for result in report["results"]:
+        groups[(result["method"], result["global"])].append(result)
+    for (method, setting), group in sorted(groups.items()):
+        group.sort(key=lambda r: r["points"])
+        label = method if setting == "none" else f"{method} (gt histogram)" if method == "cunet" else f"{method} (gt reference)"
+        means = [r["psnr"]["mean"] for r in group]
+        sems = [r["psnr"]["sem"] for r in group]
+        if len(group) == 1:
+            axis.axhline(means[0], ls="--", lw=1.2, label=label, color=None)
+        else:
+            axis.errorbar([r["points"] for r in group], means, yerr=sems, marker="o", capsize=3, label=label)
+    axis.set(xlabel="number of points (5×5 patches)", ylabel="PSNR (dB)", title=f"{report['photos']} photos, 256×256")
+    if span[1] > 0 and span[0] >= 0:
+        axis.set_xscale("symlog", linthresh=1)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    write_atomic(out, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    plt.close(figure)
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2) + "\n"
+    write_atomic(out_dir / "report.json", lambda handle: handle.write(text.encode()))
+    markdown = markdown_report(report)
+    write_atomic(out_dir / "report.md", lambda handle: handle.write(markdown.encode()))
+    plot_psnr_against_points(report, out_dir / "psnr_vs_points.png")
+
+
+def evaluation_paths(source: str | Path, split: str | None, limit: int | None) -> list[Path]:
+    """Photos to evaluate, in sorted file order (the protocol's index i)."""
+    from cunet.train import _has_splits
+
+    paths = sorted(list_photos(source, split if _has_splits(source) else None))
+    if not paths:
+        raise CunetError(f"{source}: no photos to evaluate")
+    return paths[:limit] if limit else paths
+
+
+def figure_grid(
+    paths: list[Path], methods: list[str], colorizer: Colorizer | None, points: int = 0,
+    ground_truth: bool = True, reference: Path | None = None, height: int = 192,
+) -> Image.Image:
+    """Figures 13-14 of the paper: gray input | each method | ground truth, one row per photo.
+
+    With `ground_truth` False (real black-and-white photos) there is no ground-truth column, no
+    points can be taken from it, and the transfer baselines need `reference`.
+    """
+    harness = Harness(colorizer)
+    labels = ["input"] + methods + (["ground truth"] if ground_truth else [])
+    reference8 = load_eval_photo(reference, crop=True) if reference is not None else None
+    rows = []
+    for index, path in enumerate(paths):
+        rgb8 = load_eval_photo(path, crop=True)
+        lab = _lab_of(rgb8)
+        hints = protocol_points(lab[1:], points, index) if ground_truth else []
+        cells = [harness.run("gray", lab[:1], [], None)]
+        for method in methods:
+            needs_reference = METHOD_INPUTS[method][1]
+            if needs_reference and reference8 is None and not ground_truth:
+                raise CunetError(f"method {method} needs --reference for photos without ground truth")
+            # With ground truth and no reference given, the transfer baselines get the oracle reference.
+            method_reference = reference8 if reference8 is not None else (rgb8 if needs_reference else None)
+            cells.append(harness.run(method, lab[:1], hints, method_reference))
+        if ground_truth:
+            cells.append(rgb8)
+        rows.append(cells)
+    canvas = Image.new("RGB", (len(labels) * (height + 6) + 6, len(rows) * (height + 6) + 28), "white")
+    draw = ImageDraw.Draw(canvas)
+    for column, label in enumerate(labels):
+        draw.text((6 + column * (height + 6), 8), label, fill="black")
+    for row, cells in enumerate(rows):
+        for column, image in enumerate(cells):
+            tile = Image.fromarray(image).resize((height, height), Image.Resampling.LANCZOS)
+            canvas.paste(tile, (6 + column * (height + 6), 28 + row * (height + 6)))
+    return canvas
