@@ -234,22 +234,25 @@ def plot_psnr_against_points(report: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    span = [min(report["points"]), max(report["points"])]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for result in report["results"]:
         groups[(result["method"], result["global"])].append(result)
-    for (method, setting), group in sorted(groups.items()):
+    colours = plt.get_cmap("tab10").colors
+    for number, ((method, setting), group) in enumerate(sorted(groups.items())):
         group.sort(key=lambda r: r["points"])
-        label = method if setting == "none" else f"{method} (gt histogram)" if method == "cunet" else f"{method} (gt reference)"
+        hint = "gt histogram" if method == "cunet" else "gt reference"
+        label = method if setting == "none" else f"{method} ({hint})"
         means = [r["psnr"]["mean"] for r in group]
-        sems = [r["psnr"]["sem"] for r in group]
-        if len(group) == 1:
-            axis.axhline(means[0], ls="--", lw=1.2, label=label, color=None)
+        colour = colours[number % len(colours)]
+        if len(group) == 1:  # a method that takes no points: a level line across the sweep
+            axis.axhline(means[0], ls="--", lw=1.2, label=label, color=colour)
         else:
-            axis.errorbar([r["points"] for r in group], means, yerr=sems, marker="o", capsize=3, label=label)
+            axis.errorbar([r["points"] for r in group], means, yerr=[r["psnr"]["sem"] for r in group], marker="o",
+                          capsize=3, label=label, color=colour)
     axis.set(xlabel="number of points (5×5 patches)", ylabel="PSNR (dB)", title=f"{report['photos']} photos, 256×256")
-    if span[1] > 0 and span[0] >= 0:
+    if max(report["points"]) > 0:
         axis.set_xscale("symlog", linthresh=1)
+        axis.set_xlim(0, max(report["points"]) * 1.15)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()

@@ -75,6 +75,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     val_limit: int = 128
+    val_every: int | None = None  # steps between validations; None = once an epoch
     val_points: int = 10
     hints: HintSimulation = field(default_factory=HintSimulation)
 
@@ -276,7 +277,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 log.write(event="train", step=step, epoch=epoch, loss=running, lr=learning_rate(config, step - 1),
                           images_per_s=rate, train_seconds=seconds)
                 window_start, window_images = time.perf_counter(), 0
-            if step % steps_per_epoch == 0 or step == config.steps:
+            if step % (config.val_every or steps_per_epoch) == 0 or step == config.steps:
                 if val_squares is not None:
                     scores = validate(model, val_squares, config.val_points, config.seed)
                     log.write(event="val", step=step, epoch=epoch, train_seconds=seconds, **scores)
