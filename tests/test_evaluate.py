@@ -62,7 +62,7 @@ def test_every_method_keeps_the_photos_lightness(colorizer, astronaut):
 def load_eval_photo_from_array(array: np.ndarray) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(array).resize((256, 256), Image.Resampling.BICUBIC))
+    return np.array(Image.fromarray(array).resize((256, 256), Image.Resampling.BICUBIC))
 
 
 def test_transfer_baselines_without_a_reference_are_refused(astronaut):

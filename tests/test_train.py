@@ -103,3 +103,10 @@ def test_crops_are_reproducible_for_a_seed(photo_folder):
     first = cache.random_crops(np.arange(4), 32, np.random.default_rng(5))
     assert first.shape == (4, 3, 32, 32) and first.dtype == torch.uint8
     assert torch.equal(first, cache.random_crops(np.arange(4), 32, np.random.default_rng(5)))
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(photo_folder, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(CunetError, match="no CUDA GPU"):
+        train(tiny_config(photo_folder, tmp_path / "run", device="cuda"), progress=False)

@@ -39,6 +39,16 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Path]:
     return [path.parent / row["file"] for row in rows]
 
 
+def manifest_has_splits(source: str | Path) -> bool:
+    """Whether `source` is a manifest.csv (or a folder holding one) with a `split` column."""
+    path = Path(source)
+    manifest = path / "manifest.csv" if path.is_dir() else path
+    if not (manifest.is_file() and manifest.suffix == ".csv"):
+        return False
+    with manifest.open(newline="") as handle:
+        return "split" in (next(csv.reader(handle), None) or [])
+
+
 def list_photos(source: str | Path, split: str | None = None) -> list[Path]:
     """Photos of a manifest.csv, of a folder holding one, or (recursively, sorted) of a plain folder."""
     source = Path(source)

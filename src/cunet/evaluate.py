@@ -26,7 +26,7 @@ from tqdm import tqdm
 from cunet.baselines import gray_ab, levin_ab, reinhard_ab, welsh_ab
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet.colorizer import Colorizer
-from cunet.data import list_photos
+from cunet.data import list_photos, manifest_has_splits
 from cunet.errors import CunetError
 from cunet.hints import PointHint, encode_point_hints, ground_truth_points
 from cunet.io import load_photo, write_atomic
@@ -271,9 +271,7 @@ def write_report(report: dict, out_dir: Path) -> None:
 
 def evaluation_paths(source: str | Path, split: str | None, limit: int | None) -> list[Path]:
     """Photos to evaluate, in sorted file order (the protocol's index i)."""
-    from cunet.train import _has_splits
-
-    paths = sorted(list_photos(source, split if _has_splits(source) else None))
+    paths = sorted(list_photos(source, split if manifest_has_splits(source) else None))
     if not paths:
         raise CunetError(f"{source}: no photos to evaluate")
     return paths[:limit] if limit else paths

@@ -7,7 +7,6 @@ very same steps as one that never stopped.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import signal
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from cunet.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
-from cunet.data import PhotoCache, list_photos
+from cunet.data import PhotoCache, list_photos, manifest_has_splits
 from cunet.errors import CunetError
 from cunet.gamut import num_bins, quantize_ab
 from cunet.hints import (
@@ -69,6 +68,7 @@ class TrainConfig:
     huber_delta: float = 6.0
     ce_weight: float = 0.0
     precision: str = "auto"
+    device: str = "auto"
     channels_last: bool = True
     seed: int = 0
     threads: int = 0
@@ -121,6 +121,15 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def training_device(name: str) -> torch.device:
+    """"auto" picks CUDA when present; CI and most users train on the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CunetError("device cuda asked for, but PyTorch sees no CUDA GPU")
+    return torch.device(name)
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast where it pays: CUDA with bf16, or a CPU with native bf16 instructions."""
     if precision != "auto":
@@ -146,14 +155,17 @@ def training_step(
     model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, rgb8: torch.Tensor,
     rng: np.random.Generator, bf16: bool,
 ) -> float:
+    """One optimizer step on a uint8 batch; hints are simulated on the CPU, the network runs on its device."""
+    device = next(model.parameters()).device
     rgb = rgb8.float() / 255.0
     lab = rgb_to_lab(rgb)
     ab = lab[:, 1:]
-    inputs = network_inputs(lab[:, :1], simulate_point_hints(ab, rng, config.hints))
-    global_hints = simulate_global_hints(ab, rgb, rng, config.hints)
+    inputs = network_inputs(lab[:, :1], simulate_point_hints(ab, rng, config.hints)).to(device)
+    global_hints = simulate_global_hints(ab, rgb, rng, config.hints).to(device)
+    ab = ab.to(device)
     if config.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu" if inputs.device.type == "cpu" else "cuda", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         predicted, logits = model(inputs, global_hints)
     loss = ab_loss(config, predicted, ab)
     if logits is not None and config.ce_weight > 0:
@@ -169,6 +181,7 @@ def validate(model: CUNet, squares8: torch.Tensor, points: int, seed: int = 0) -
     """Mean PSNR (dB) on validation squares: gray (ab = 0), automatic, and `points` 3x3 ground-truth points."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     rgb = squares8.float() / 255.0
     lab = rgb_to_lab(rgb)
     lightness, ab = lab[:, :1], lab[:, 1:]
@@ -181,8 +194,9 @@ def validate(model: CUNet, squares8: torch.Tensor, points: int, seed: int = 0) -
     for name, maps in (("auto", torch.zeros_like(point_maps)), (f"points{points}", point_maps)):
         outputs = []
         for start in range(0, len(rgb), 32):
-            predicted, _ = model(network_inputs(lightness[start : start + 32], maps[start : start + 32]))
-            outputs.append(join_lab(lightness[start : start + 32], denormalize_ab(predicted.float())))
+            inputs = network_inputs(lightness[start : start + 32], maps[start : start + 32]).to(device)
+            predicted, _ = model(inputs)
+            outputs.append(join_lab(lightness[start : start + 32], denormalize_ab(predicted.float().cpu())))
         results[name] = float(psnr(torch.cat(outputs), rgb).mean())
     model.train(was_training)
     return results
@@ -209,9 +223,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.set_num_threads(config.threads)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cpu")
+    device = training_device(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(config.model_config())
+    model = build_model(config.model_config()).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -224,10 +238,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         return checkpoint
 
     source = config.data
-    train_cache = PhotoCache.build(list_photos(source, "train" if _has_splits(source) else None),
+    train_cache = PhotoCache.build(list_photos(source, "train" if manifest_has_splits(source) else None),
                                    config.cache_short_side, config.crop, progress)
     val_squares = None
-    if _has_splits(source) and config.val_limit:
+    if manifest_has_splits(source) and config.val_limit:
         val_paths = list_photos(source, "val")[: config.val_limit]
         val_squares = PhotoCache.build(val_paths, config.cache_short_side, config.crop, progress).center_squares(config.crop)
     log = _Log(out_dir / LOG_FILE)
@@ -294,15 +308,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         save(step)
     bar.close()
     return checkpoint
-
-
-def _has_splits(source: str | Path) -> bool:
-    path = Path(source)
-    manifest = path / "manifest.csv" if path.is_dir() else path
-    if not (manifest.is_file() and manifest.suffix == ".csv"):
-        return False
-    with manifest.open(newline="") as handle:
-        return "split" in (next(csv.reader(handle), None) or [])
 
 
 def export_weights(checkpoint: Path, out: Path, half: bool = True) -> None:
