@@ -175,3 +175,23 @@ def test_figure_writes_a_grid(monkeypatch, capsys, photo_folder, tiny_model_file
                        "--methods", "cunet,levin", "--points", "5", "--model", tiny_model_file, "-o", tmp_path / "g.png")
     assert code == 0, err
     assert (tmp_path / "g.png").is_file()
+
+
+def test_dataset_imagenet_and_pack_from_the_command_line(monkeypatch, capsys, tmp_path):
+    from tests.test_curation import make_photo
+
+    for i in range(10):
+        make_photo(tmp_path / "inet" / "n00007846" / f"n00007846_{i}.JPEG", i)
+    code, out, err = run(monkeypatch, capsys, "dataset", "imagenet", tmp_path / "inet", "--out", tmp_path / "people",
+                         "--fraction", "0.5", "--count", "4")
+    assert code == 0, err
+    assert "wrote 4 photos" in out
+    code, out, err = run(monkeypatch, capsys, "dataset", "pack", tmp_path / "people" / "manifest.csv",
+                         "--out", tmp_path / "packed", "--size", "64")
+    assert code == 0 and "packed 4 photos" in out
+
+
+def test_dataset_with_a_missing_synset_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    (tmp_path / "inet").mkdir()
+    code, _, err = run(monkeypatch, capsys, "dataset", "imagenet", tmp_path / "inet", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "synset n00007846 not found")

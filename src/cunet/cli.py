@@ -268,6 +268,60 @@ def figure(
     typer.echo(f"wrote {out}")
 
 
+dataset_app = typer.Typer(help="Build photo collections: ImageNet synsets (the paper's data), folders, packed copies.",
+                          no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("imagenet")
+def dataset_imagenet(
+    root: Annotated[Path, typer.Argument(help="ImageNet root (ILSVRC Data/CLS-LOC/train/<wnid>/, 21k <wnid>/ or <wnid>.tar).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder to create.")],
+    wnid: Annotated[list[str], typer.Option(help="Synset id; repeat for several.")] = ["n00007846"],
+    fraction: Annotated[float, typer.Option(help="Share of each synset drawn first.")] = 0.2,
+    count: Annotated[Optional[int], typer.Option(help="Then at most this many photos in all.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    link: Annotated[bool, typer.Option("--link/--copy", help="Symlink photos from folders instead of copying.")] = False,
+) -> None:
+    """The paper's data: a random share of a synset (person = n00007846), then a fixed count, with a manifest."""
+    from cunet.curation import sample_imagenet
+
+    summary = sample_imagenet(root, wnid, out, fraction=fraction, count=count, seed=seed, link=link)
+    typer.echo(f"wrote {summary['photos']} photos and {out / 'manifest.csv'} "
+               f"({summary['unreadable']} unreadable skipped; per synset {summary['synsets']})")
+
+
+@dataset_app.command("folder")
+def dataset_folder(
+    source: Annotated[Path, typer.Argument(help="Any folder of photos (searched recursively).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder to create.")],
+    min_side: Annotated[int, typer.Option(help="Drop photos whose short side is smaller.")] = 128,
+    link: Annotated[bool, typer.Option("--link/--copy", help="Symlink instead of copying.")] = False,
+) -> None:
+    """Import a folder: drop unreadable, small and near-gray photos and duplicates; split by hash."""
+    from cunet.curation import import_folder
+
+    counts = import_folder(source, out, min_side=min_side, link=link)
+    typer.echo(f"wrote {counts['photos']} photos and {out / 'manifest.csv'}; dropped {counts['unreadable']} unreadable, "
+               f"{counts['too_small']} too small, {counts['near_gray']} near-gray, {counts['duplicates']} duplicates")
+
+
+@dataset_app.command("pack")
+def dataset_pack(
+    manifest: Annotated[Path, typer.Argument(help="manifest.csv of the collection to pack.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder to create.")],
+    size: Annotated[int, typer.Option(help="Short side of the packed photos.")] = 160,
+    quality: Annotated[int, typer.Option(help="JPEG quality.")] = 85,
+) -> None:
+    """A compact copy (re-sized JPEGs, same splits) to carry to a GPU machine."""
+    from cunet.curation import pack
+
+    if not manifest.is_file():
+        raise CunetError(f"{manifest}: no such manifest")
+    summary = pack(manifest, out, size=size, quality=quality)
+    typer.echo(f"packed {summary['photos']} photos into {out} ({summary['bytes'] / 2**20:.1f} MiB)")
+
+
 def main() -> None:
     """Console entry point: CunetError -> one line on stderr, exit 2."""
     try:

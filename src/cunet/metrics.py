@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 
 def _as_uint8_values(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 as is; floats are taken as [0, 1] and rounded to 8 bits, as a saved photo would be."""
-    tensor = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+    tensor = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))
     if tensor.dtype == torch.uint8:
         return tensor.double()
     return torch.round(tensor.double().clamp(0.0, 1.0) * 255.0)
