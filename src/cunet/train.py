@@ -3,6 +3,16 @@
 Every random choice of step k (crops, flips, hints) comes from a generator seeded by (seed, k), and
 the photo order of epoch e from (seed, e); so a run stopped at any checkpoint and resumed takes the
 very same steps as one that never stopped.
+
+One process or many, the same command:
+
+    cunet train --config configs/small.toml                                   # one process (CPU or GPU)
+    torchrun --standalone --nproc_per_node=8 -m cunet.cli train --config c.toml  # 8 GPUs, one machine
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \
+        -m cunet.cli train --config c.toml                                    # 2 machines (run on each)
+
+Under torchrun each rank takes its own `batch_size` slice of every global batch, so a step sees
+batch_size x world photos; rank 0 alone logs, validates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from tqdm import tqdm
 
 from cunet.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
+from cunet import distributed
 from cunet.data import PhotoCache, list_photos, manifest_has_splits
 from cunet.errors import CunetError
 from cunet.gamut import num_bins, quantize_ab
@@ -218,12 +229,20 @@ class _Log:
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Run (or resume) training; returns the path of the last checkpoint."""
+    """Run (or resume) training, as one process or one rank of a torchrun job; returns the checkpoint path."""
     if config.threads:
         torch.set_num_threads(config.threads)
+    ranks = distributed.ranks_from_environment()
+    device = distributed.start(ranks, training_device(config.device))
+    try:
+        return _train(config, ranks, device, progress and ranks.is_main)
+    finally:
+        distributed.stop(ranks)
+
+
+def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, progress: bool) -> Path:
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = training_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(config.model_config()).to(device)
     if config.channels_last:
@@ -236,25 +255,30 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         step, seconds = metadata["step"], metadata["extra"].get("train_seconds", 0.0)
     if step >= config.steps:
         return checkpoint
+    network = distributed.prepare_model(model, ranks, device,
+                                        find_unused=config.distribution_head and config.ce_weight == 0)
 
     source = config.data
     train_cache = PhotoCache.build(list_photos(source, "train" if manifest_has_splits(source) else None),
                                    config.cache_short_side, config.crop, progress)
     val_squares = None
-    if manifest_has_splits(source) and config.val_limit:
+    if ranks.is_main and manifest_has_splits(source) and config.val_limit:
         val_paths = list_photos(source, "val")[: config.val_limit]
         val_squares = PhotoCache.build(val_paths, config.cache_short_side, config.crop, progress).center_squares(config.crop)
-    log = _Log(out_dir / LOG_FILE)
-    log.write(event="start", step=step, photos=len(train_cache), dropped_gray=train_cache.dropped_gray,
-              dropped_small=train_cache.dropped_small, dropped_unreadable=train_cache.dropped_unreadable,
-              config=asdict(config))
+    log = _Log(out_dir / LOG_FILE) if ranks.is_main else None
+    if log:
+        log.write(event="start", step=step, photos=len(train_cache), ranks=ranks.world,
+                  dropped_gray=train_cache.dropped_gray, dropped_small=train_cache.dropped_small,
+                  dropped_unreadable=train_cache.dropped_unreadable, config=asdict(config))
     bf16 = use_bf16(config.precision, device)
-    steps_per_epoch = max(1, len(train_cache) // config.batch_size)
+    global_batch = config.batch_size * ranks.world
+    steps_per_epoch = max(1, len(train_cache) // global_batch)
     last_step = config.steps if config.stop_after is None else min(config.steps, step + config.stop_after)
 
     def save(at_step: int) -> None:
-        save_checkpoint(checkpoint, model, optimizer, at_step,
-                        extra={"train_config": asdict(config), "train_seconds": seconds})
+        if ranks.is_main:
+            save_checkpoint(checkpoint, model, optimizer, at_step,
+                            extra={"train_config": asdict(config), "train_seconds": seconds})
 
     stop_requested = False
 
@@ -263,7 +287,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         stop_requested = True
 
     previous_handler = signal.signal(signal.SIGTERM, request_stop)
-    model.train()
+    network.train()
     bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
     order_epoch, order = -1, None
     window_start, window_images, running = time.perf_counter(), 0, None
@@ -272,22 +296,23 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             epoch, position = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
                 order_epoch, order = epoch, _epoch_order(config.seed, epoch, len(train_cache))
-            indices = order[position * config.batch_size : (position + 1) * config.batch_size]
-            rng = np.random.default_rng([config.seed, step])
+            start = position * global_batch + ranks.rank * config.batch_size
+            indices = order[start : start + config.batch_size]
+            rng = np.random.default_rng([config.seed, step] + ([ranks.rank] if ranks.rank else []))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             started = time.perf_counter()
-            loss = training_step(model, optimizer, config, train_cache.random_crops(indices, config.crop, rng), rng, bf16)
+            loss = training_step(network, optimizer, config, train_cache.random_crops(indices, config.crop, rng), rng, bf16)
             if not math.isfinite(loss):
                 raise CunetError(f"loss became {loss} at step {step}; lower --lr or use --precision fp32")
             seconds += time.perf_counter() - started
             step += 1
-            window_images += len(indices)
+            window_images += len(indices) * ranks.world
             running = loss if running is None else 0.95 * running + 0.05 * loss
             rate = window_images / max(1e-9, time.perf_counter() - window_start)
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}", img_s=f"{rate:.1f}", epoch=epoch)
-            if step % config.log_every == 0:
+            if log and step % config.log_every == 0:
                 log.write(event="train", step=step, epoch=epoch, loss=running, lr=learning_rate(config, step - 1),
                           images_per_s=rate, train_seconds=seconds)
                 window_start, window_images = time.perf_counter(), 0
@@ -307,6 +332,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if stop_requested:
         save(step)
     bar.close()
+    if ranks.distributed:
+        agree = distributed.weights_agree(model, ranks)
+        if log:
+            log.write(event="ranks", step=step, world=ranks.world, weights_agree=agree)
+        if not agree:
+            raise CunetError(f"ranks disagree on the weights after step {step}")
     return checkpoint
 
 
