@@ -8,7 +8,8 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.data import PhotoCache, list_photos
 from cunet.errors import CunetError
-from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, export_weights, learning_rate, train
+from cunet.model import build_model
+from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, export_weights, learning_rate, restore, train
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
@@ -110,3 +111,23 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(photo_folder, tmp_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(CunetError, match="no CUDA GPU"):
         train(tiny_config(photo_folder, tmp_path / "run", device="cuda"), progress=False)
+
+
+def test_a_fresh_run_can_start_from_exported_weights(photo_folder, tmp_path):
+    first = train(tiny_config(photo_folder, tmp_path / "first", steps=2), progress=False)
+    export_weights(first, tmp_path / "w.safetensors", half=False)
+    config = tiny_config(photo_folder, tmp_path / "second", init_from=str(tmp_path / "w.safetensors"))
+    model = build_model(config.model_config())
+    optimizer = torch.optim.AdamW(model.parameters())
+    assert restore(model, optimizer, config, tmp_path / "second" / LAST_CHECKPOINT) == (0, 0.0)
+    exported, _ = load_model(tmp_path / "w.safetensors")
+    for (name, a), b in zip(model.state_dict().items(), exported.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_starting_from_weights_of_another_shape_is_a_clear_error(photo_folder, tmp_path):
+    first = train(tiny_config(photo_folder, tmp_path / "first", steps=1), progress=False)
+    export_weights(first, tmp_path / "w.safetensors")
+    with pytest.raises(CunetError, match="differs from this run's"):
+        train(tiny_config(photo_folder, tmp_path / "second", width=8, init_from=str(tmp_path / "w.safetensors")),
+              progress=False)

@@ -182,13 +182,14 @@ def train(
     precision: Annotated[Optional[str], typer.Option(help="auto, bf16 or fp32.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (0 = its default).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for initial weights, order, crops and hints.")] = None,
+    init_from: Annotated[Optional[str], typer.Option(help="Start a new run from these weights (fine-tuning).")] = None,
 ) -> None:
     """Train (or resume) a CU-net on colour photos with simulated hints."""
     from cunet.train import TrainConfig, train as run_training
 
     overrides = dict(data=data, out_dir=out_dir, preset=preset, width=width, activation=activation, steps=steps,
                      stop_after=stop_after, batch_size=batch_size, lr=lr, loss=loss, precision=precision,
-                     threads=threads, seed=seed)
+                     threads=threads, seed=seed, init_from=init_from)
     if config is not None:
         settings = TrainConfig.from_toml(config, **overrides)
     else:

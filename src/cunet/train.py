@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cunet.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet import distributed
 from cunet.data import PhotoCache, list_photos, manifest_has_splits
@@ -88,6 +88,7 @@ class TrainConfig:
     val_limit: int = 128
     val_every: int | None = None  # steps between validations; None = once an epoch
     val_points: int = 10
+    init_from: str | None = None  # weights to start a fresh run from (fine-tuning); ignored when resuming
     hints: HintSimulation = field(default_factory=HintSimulation)
 
     def __post_init__(self) -> None:
@@ -228,6 +229,22 @@ class _Log:
             handle.write(json.dumps(record) + "\n")
 
 
+def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, checkpoint: Path) -> tuple[int, float]:
+    """Resume from the run's checkpoint if there is one, else start from `init_from` weights if given.
+
+    Returns (step, training seconds so far).
+    """
+    if checkpoint.exists():
+        metadata = load_checkpoint(checkpoint, model, optimizer)
+        return metadata["step"], metadata["extra"].get("train_seconds", 0.0)
+    if config.init_from:
+        start_model, _ = load_model(Path(config.init_from))
+        if start_model.config != model.config:
+            raise CunetError(f"{config.init_from}: its model config {start_model.config} differs from this run's")
+        model.load_state_dict(start_model.state_dict())
+    return 0, 0.0
+
+
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training, as one process or one rank of a torchrun job; returns the checkpoint path."""
     if config.threads:
@@ -249,10 +266,7 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint = out_dir / LAST_CHECKPOINT
-    step, seconds = 0, 0.0
-    if checkpoint.exists():
-        metadata = load_checkpoint(checkpoint, model, optimizer)
-        step, seconds = metadata["step"], metadata["extra"].get("train_seconds", 0.0)
+    step, seconds = restore(model, optimizer, config, checkpoint)
     if step >= config.steps:
         return checkpoint
     network = distributed.prepare_model(model, ranks, device,
@@ -343,8 +357,6 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
 
 def export_weights(checkpoint: Path, out: Path, half: bool = True) -> None:
     """Checkpoint -> shippable weights file with the training facts a model card needs."""
-    from cunet.checkpoint import load_model
-
     model, metadata = load_model(checkpoint)
     train_config = metadata["extra"].get("train_config", {})
     info = {
