@@ -195,3 +195,20 @@ def test_dataset_with_a_missing_synset_is_one_line_and_exit_2(monkeypatch, capsy
     (tmp_path / "inet").mkdir()
     code, _, err = run(monkeypatch, capsys, "dataset", "imagenet", tmp_path / "inet", "--out", tmp_path / "o")
     assert_one_line_error(code, err, "synset n00007846 not found")
+
+
+def test_a_batch_goes_on_past_a_bad_photo_and_exits_2(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"nope")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = run(monkeypatch, capsys, "colorize", tmp_path / "broken.jpg", gray_photo, "--out-dir", out_dir,
+                       "--model", tiny_model_file)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 2 and "not a readable image" in lines[0] and "1 of 2 photos failed" in lines[1]
+    assert [p.name for p in out_dir.iterdir()] == ["old.png"]
+
+
+def test_an_output_that_would_overwrite_an_input_is_refused(monkeypatch, capsys, gray_photo):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--out-dir", gray_photo.parent)
+    assert_one_line_error(code, err, "would overwrite an input photo")

@@ -126,7 +126,10 @@ def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None) -> 
             raise CunetError("two inputs share a file name; colour them into different folders")
     else:
         targets = [p.with_name(f"{p.stem}_color.png") for p in inputs]
+    sources = {p.resolve() for p in inputs}
     for target in targets:
+        if target.resolve() in sources:
+            raise CunetError(f"{target}: would overwrite an input photo; choose another output")
         if target.suffix.lower() not in IMAGE_SUFFIXES:
             raise CunetError(f"{target}: unknown image type {target.suffix or '(none)'}; use .png, .jpg, .tif or .webp")
         if not target.parent.is_dir():
@@ -159,11 +162,25 @@ def colorize(
         raise CunetError(f"--size {size} out of range: use 16 to 4096")
     colorizer = Colorizer.from_pretrained(model)
     histogram = colorizer.histogram_of(load_photo(reference_path)) if reference_path is not None else None
-    for path, target in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo", disable=len(paths) < 2):
-        result = colorizer.colorize(path, points=point_list, histogram=histogram, saturation=extra.get("saturation"), size=size)
-        save_image_atomic(result, target)
-        if len(paths) == 1:
-            typer.echo(f"wrote {target}")
+    if len(paths) == 1:
+        result = colorizer.colorize(paths[0], points=point_list, histogram=histogram,
+                                    saturation=extra.get("saturation"), size=size)
+        save_image_atomic(result, targets[0])
+        typer.echo(f"wrote {targets[0]}")
+        return
+    # A batch goes on past a bad photo (one error line each) and fails at the end, so that one
+    # damaged scan does not stop an archive's night run.
+    failures = 0
+    for path, target in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo"):
+        try:
+            result = colorizer.colorize(path, points=point_list, histogram=histogram,
+                                        saturation=extra.get("saturation"), size=size)
+            save_image_atomic(result, target)
+        except CunetError as error:
+            failures += 1
+            tqdm.write(f"error: {error}", file=sys.stderr)
+    if failures:
+        raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
 
 @app.command()
