@@ -143,6 +143,6 @@ def test_the_bundled_model_colours_a_real_photo(astronaut):
     colorizer = Colorizer.from_pretrained()
     gray = Image.fromarray(astronaut).convert("L")
     result = colorizer.colorize(gray)
-    lab = rgb_to_lab(torch.from_numpy(np.asarray(result)).permute(2, 0, 1).float() / 255.0)
+    lab = rgb_to_lab(torch.from_numpy(np.array(result)).permute(2, 0, 1).float() / 255.0)
     assert result.size == (512, 512)
     assert torch.linalg.vector_norm(lab[1:], dim=0).mean() > 3.0  # it adds colour, not gray

@@ -132,7 +132,11 @@ def evaluate(
     paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
     progress: bool = True,
 ) -> dict:
-    """Run the protocol; returns the report dict (schema: see `cunet evaluate --help`)."""
+    """Run the protocol over `paths` (in the given order: index i seeds photo i's points).
+
+    Returns the report: `results` is a list of {method, points, global, n, psnr, ssim, ciede2000,
+    colorfulness, colorfulness_gt}, each metric as {mean, sem}; plus the protocol and timings.
+    """
     for method in methods:
         if method not in METHODS:
             raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

@@ -99,6 +99,8 @@ def load_photo(source: str | os.PathLike | Image.Image | np.ndarray) -> Photo:
         with Image.open(path) as image:
             image.load()
             return _from_pil(image)
+    except Image.DecompressionBombError:
+        raise CunetError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise CunetError(f"{path}: not a readable image ({error.__class__.__name__})") from None
 

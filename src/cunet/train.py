@@ -226,7 +226,7 @@ class _Log:
 
     def write(self, **record) -> None:
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps({**record, "time": round(time.time(), 1)}) + "\n")
 
 
 def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, checkpoint: Path) -> tuple[int, float]:
@@ -277,7 +277,9 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
                                    config.cache_short_side, config.crop, progress)
     val_squares = None
     if ranks.is_main and manifest_has_splits(source) and config.val_limit:
-        val_paths = list_photos(source, "val")[: config.val_limit]
+        val_paths = list_photos(source, "val")
+        # An even spread over the split, not its first rows: manifests are often grouped by source.
+        val_paths = [val_paths[i] for i in np.unique(np.linspace(0, len(val_paths) - 1, config.val_limit).astype(int))]
         val_squares = PhotoCache.build(val_paths, config.cache_short_side, config.crop, progress).center_squares(config.crop)
     log = _Log(out_dir / LOG_FILE) if ranks.is_main else None
     if log:
