@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from cunet.data import is_near_gray, list_photos, read_manifest
+from cunet.data import find_images, is_near_gray, read_manifest
 from cunet.errors import CunetError
 from cunet.io import IMAGE_SUFFIXES, write_atomic
 
@@ -163,9 +163,9 @@ def import_folder(source: Path, out_dir: Path, min_side: int = 128, link: bool =
     Drops undecodable photos, photos with a short side below `min_side`, near-gray photos, and
     duplicates (same bytes); returns how many of each.
     """
-    paths = list_photos(source) if Path(source).is_dir() else None
-    if paths is None:
+    if not Path(source).is_dir():
         raise CunetError(f"{source}: not a folder")
+    paths = find_images(source)  # every image, even beside a manifest.csv
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {"photos": 0, "unreadable": 0, "too_small": 0, "near_gray": 0, "duplicates": 0}
     seen: set[str] = set()

@@ -57,8 +57,13 @@ def list_photos(source: str | Path, split: str | None = None) -> list[Path]:
     if source.is_file() and source.suffix == ".csv":
         return read_manifest(source, split)
     if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return find_images(source)
     raise CunetError(f"{source}: not a folder or manifest.csv")
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Every image file below `folder`, recursively, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def is_near_gray(rgb8: np.ndarray, threshold: float = GRAY_CHROMA_P99) -> bool:
