@@ -31,7 +31,7 @@ def test_the_bundled_model_beats_gray_on_val_photos_with_ten_points(shared_data)
         with Image.open(path) as image:
             rgb8 = np.asarray(image.convert("RGB").resize((256, 256), Image.Resampling.BICUBIC))
         lab = rgb_to_lab(torch.from_numpy(np.array(rgb8)).permute(2, 0, 1).float() / 255.0)
-        gray = psnr(join_lab(lab[:1], torch.zeros_like(lab[1:])), torch.from_numpy(rgb8).permute(2, 0, 1))
+        gray = psnr(join_lab(lab[:1], torch.zeros_like(lab[1:])), torch.from_numpy(np.array(rgb8)).permute(2, 0, 1))
         points = ground_truth_points(lab[1:], [5] * 10, np.random.default_rng(index))
         gains.append(float(psnr(np.asarray(colorizer.colorize(rgb8, points=points)), rgb8) - gray))
     assert np.mean(gains) > 1.0

@@ -51,7 +51,10 @@ def start(ranks: Ranks, device: torch.device) -> torch.device:
 
 
 def stop(ranks: Ranks) -> None:
+    """Leave the process group together: a rank that tears gloo down while its peer is still talking
+    to it can abort ("terminate called without an active exception")."""
     if ranks.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
