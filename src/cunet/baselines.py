@@ -100,8 +100,8 @@ def levin_ab(lightness: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) 
     cols = np.concatenate([index.ravel(), neighbours[valid & free[None]]])
     values = np.concatenate([np.ones(count), -weights[valid & free[None]]])
     matrix = sparse.csc_matrix((values, (rows, cols)), shape=(count, count))
-    # Minimum-degree ordering on A^T + A suits this nearly symmetric 9-point stencil: about 1.6x faster
-    # than SuperLU's default COLAMD on 256x256 photos.
+    # Minimum-degree ordering on A^T + A suits this nearly symmetric 9-point stencil; it factorised
+    # 256x256 photos faster than SuperLU's default COLAMD ordering when measured here.
     solver = splu(matrix, permc_spec="MMD_AT_PLUS_A")
     rhs = np.where(hint_mask[..., None], hint_ab, 0.0).reshape(count, 2)
     solution = solver.solve(rhs)
