@@ -1,7 +1,6 @@
 import json
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
