@@ -1,8 +1,8 @@
 """README figures: a before/after of real black-and-white photos made by the bundled model, and the
 training curves of the run that produced it.
 
-    python scripts/make_figures.py --log runs/small/log.jsonl --photos examples/cowboys-1907.jpg \
-        ../shared/data/bw-photos/deoldify/marktwain.jpg
+    python scripts/make_figures.py --logs docs/training/small.log.jsonl docs/training/small_stage2.log.jsonl \
+        --photos examples/cowboys-1907.jpg ../shared/data/bw-photos/deoldify/marktwain.jpg
 """
 
 from __future__ import annotations
@@ -40,13 +40,24 @@ def before_after(paths: list[Path], out: Path) -> None:
     save_image_atomic(canvas, out)
 
 
-def training_curves(log: Path, out: Path) -> None:
+def stitched_log(logs: list[Path]) -> tuple[list[dict], list[int]]:
+    """Training stages as one run: each later stage's steps continue from where the previous one ended."""
+    records, boundaries, offset = [], [], 0
+    for log in logs:
+        stage = [json.loads(line) for line in log.read_text().splitlines()]
+        records += [{**r, "step": r["step"] + offset} for r in stage if r["event"] in ("train", "val")]
+        offset = max(r["step"] for r in records)
+        boundaries.append(offset)
+    return records, boundaries[:-1]
+
+
+def training_curves(logs: list[Path], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records, boundaries = stitched_log(logs)
     train = [r for r in records if r["event"] == "train"]
     val = [r for r in records if r["event"] == "val"]
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
@@ -57,6 +68,9 @@ def training_curves(log: Path, out: Path) -> None:
         psnr_axis.plot(steps, [r[key] - r["gray"] for r in val], marker="o", label=label)
     psnr_axis.axhline(0, color="gray", lw=1, ls="--")
     psnr_axis.set(xlabel="step", ylabel="PSNR gain over gray (dB)", title="validation (128 val photos, 128 px)")
+    for axis in (loss_axis, psnr_axis):
+        for boundary in boundaries:
+            axis.axvline(boundary, color="black", lw=0.8, ls=":")
     psnr_axis.legend()
     figure.tight_layout()
     figure.savefig(out, dpi=110)
@@ -64,12 +78,12 @@ def training_curves(log: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Make README figures.")
-    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--logs", type=Path, nargs="+", required=True, help="training logs, one per stage, in order")
     parser.add_argument("--photos", type=Path, nargs="+", required=True)
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))
     args = parser.parse_args()
     before_after(args.photos, args.out_dir / "before_after.png")
-    training_curves(args.log, args.out_dir / "training_curves.png")
+    training_curves(args.logs, args.out_dir / "training_curves.png")
 
 
 if __name__ == "__main__":

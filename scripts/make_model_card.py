@@ -1,8 +1,9 @@
-"""Write the bundled model's card from what was measured: the weights' metadata, the training log and
-the acceptance benchmark's JSON (benchmarks/val_quality.py). Nothing in the card is typed by hand.
+"""Write the bundled model's card from what was measured: the weights' metadata, the training logs of
+every stage, the `cunet evaluate` report on the val split and the by-source benchmark
+(benchmarks/val_quality.py). Nothing in the card is typed by hand.
 
-    python scripts/make_model_card.py --log docs/training/small.log.jsonl \
-        --quality benchmarks/results/val_quality.json --out src/cunet/weights/MODEL_CARD.md
+    python scripts/make_model_card.py --logs docs/training/small.log.jsonl docs/training/small_stage2.log.jsonl \
+        --wall-seconds 7444 0 --report docs/results/val/report.json --quality benchmarks/results/val_quality.json
 """
 
 from __future__ import annotations
@@ -11,30 +12,56 @@ import argparse
 import json
 from pathlib import Path
 
-from cunet.colorizer import bundled_weights
 from cunet.checkpoint import load_model
+from cunet.colorizer import bundled_weights
 from cunet.io import write_atomic
 
-LABELS = {
-    "gray": "predicted gray (a*b* = 0)",
-    "automatic": "automatic (no hints)",
-    "gt_histogram": "+ ground-truth global histogram",
-    "points_10": "10 points (5×5)",
-    "points_10_gt_histogram": "10 points + global histogram",
-}
+SETTINGS = (  # (label, method, points, global) rows of the acceptance table
+    ("predicted gray (a\\*b\\* = 0)", "gray", 0, "none"),
+    ("cunet automatic (no hints)", "cunet", 0, "none"),
+    ("cunet + ground-truth global histogram", "cunet", 0, "gt"),
+    ("cunet, 10 points (5×5)", "cunet", 10, "none"),
+    ("cunet, 10 points + global histogram", "cunet", 10, "gt"),
+    ("Levin et al. 2004, the same 10 points", "levin", 10, "none"),
+)
+SOURCE_KEYS = ("automatic", "gt_histogram", "points_10", "points_10_gt_histogram")
 
 
-def card(log: list[dict], quality: dict, weights: Path, wall_seconds: float | None = None) -> str:
+def result(report: dict, method: str, points: int, global_: str) -> dict:
+    for row in report["results"]:
+        if (row["method"], row["points"], row["global"]) == (method, points, global_):
+            return row
+    raise KeyError(f"the report has no {method}/{points} points/{global_} row")
+
+
+def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
+    """One training stage; its wall-clock comes from the log's timestamps, or is given for older logs without them."""
+    starts = [r for r in log if r["event"] == "start"]
+    config = starts[-1]["config"]
+    train = [r for r in log if r["event"] == "train"]
+    stamped = [r["time"] for r in log if "time" in r]
+    if not wall_seconds and len(stamped) > 1:
+        wall_seconds = stamped[-1] - stamped[0]
+    wall = f", {wall_seconds / 3600:.2f} h wall-clock" if wall_seconds else ""
+    sittings = f" in {len(starts)} resumed sittings" if len(starts) > 1 else ""
+    origin = f"from `{config['init_from']}`" if config.get("init_from") else "from scratch"
+    return (f"{index}. {origin}: {train[-1]['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
+            f"with {config['warmup_steps']} warm-up steps and cosine decay (schedule of {config['steps']:,} steps, "
+            f"seed {config['seed']}); {train[-1]['train_seconds'] / 3600:.2f} h inside training steps{wall}"
+            f"{sittings}; final smoothed loss {train[-1]['loss']:.2f}.")
+
+
+def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: Path,
+         wall_seconds: list[float | None] | None = None) -> str:
     model, metadata = load_model(weights)
     config = metadata["model_config"]
     info = metadata["info"]
     train_config = info["train_config"]
-    starts = [r for r in log if r["event"] == "start"]
-    train_records = [r for r in log if r["event"] == "train"]
-    val = [r for r in log if r["event"] == "val"]
+    first_start = next(r for r in stages[0] if r["event"] == "start")
     parameters = sum(p.numel() for p in model.parameters())
-    stamped = [r["time"] for r in log if "time" in r]
-    wall = wall_seconds or (stamped[-1] - stamped[0] if len(stamped) > 1 else None)
+    steps = sum([r for r in log if r["event"] == "train"][-1]["step"] for log in stages)
+    hours = sum([r for r in log if r["event"] == "train"][-1]["train_seconds"] for log in stages) / 3600
+    gray = result(report, "gray", 0, "none")["psnr"]["mean"]
     lines = [
         "# cunet default model — `small` preset",
         "",
@@ -46,43 +73,43 @@ def card(log: list[dict], quality: dict, weights: Path, wall_seconds: float | No
         "a\\*b\\* is up-sampled and joined with the photo's full-resolution L\\*.",
         "",
         "## Training",
-        f"- Data: the `people` photos' train split ({starts[0]['photos']:,} photos after dropping "
-        f"{starts[0]['dropped_gray']} near-gray ones): Clothing Co-Parsing, LSP Extended, UTKFace.",
-        f"- Recipe: `configs/small.toml` — random {train_config['crop']}² crops of photos shrunk to a "
+        f"- Data: the `people` photos' train split ({first_start['photos']:,} photos after dropping "
+        f"{first_start['dropped_gray']} near-gray ones): Clothing Co-Parsing, LSP Extended, UTKFace.",
+        f"- Every stage: random {train_config['crop']}² crops of photos shrunk to a "
         f"{train_config['cache_short_side']} px short side, flips, simulated hints (SPEC.md §3), "
-        f"{train_config['loss']} loss (δ = {train_config['huber_delta']} a\\*b\\* units), AdamW lr "
-        f"{train_config['lr']} with warm-up and cosine decay, batch {train_config['batch_size']}, bf16 autocast.",
-        f"- {info['steps']:,} steps = {info['steps'] * train_config['batch_size']:,} crops "
-        f"(~{info['steps'] * train_config['batch_size'] / starts[0]['photos']:.0f} epochs); "
-        f"{info['train_seconds'] / 3600:.2f} h inside training steps"
-        + (f", {wall / 3600:.2f} h wall-clock" if wall else "")
-        + " on this project's 2-core AMD EPYC CPU (no GPU), in "
-        f"{len(starts)} resumed sittings (the schedule's total was {', then '.join(str(s['config']['steps']) for s in starts)} steps).",
-        f"- Final smoothed training loss {train_records[-1]['loss']:.2f}. Curves: `docs/training_curves.png`.",
+        f"{train_config['loss']} loss (δ = {train_config['huber_delta']} a\\*b\\* units), bf16 autocast, "
+        "on this project's 2-core AMD EPYC CPU (no GPU).",
+        f"- {len(stages)} stages, {steps:,} steps = {steps * train_config['batch_size']:,} crops "
+        f"(~{steps * train_config['batch_size'] / first_start['photos']:.0f} epochs), {hours:.2f} h inside training steps:",
         "",
-        f"## Quality ({quality['photos']} val photos, never trained on; `benchmarks/val_quality.py`)",
+        *(stage_line(i, log, wall) for i, (log, wall) in enumerate(zip(stages, wall_seconds or [None] * len(stages)), 1)),
         "",
-        f"Protocol: {quality['protocol']}; working size {quality['working_size']}.",
+        "Curves: `docs/training_curves.png`.",
         "",
-        "| setting | PSNR (dB) | vs gray |",
-        "|---|---|---|",
+        f"## Quality ({report['photos']} val photos, never trained on; `cunet evaluate`)",
+        "",
+        f"Protocol: {report['protocol']['size']}×{report['protocol']['size']} ({report['protocol']['resize']}), "
+        f"points = {report['protocol']['patch']}×{report['protocol']['patch']} patches drawn by "
+        f"{report['protocol']['points_rng']}, global hint = {report['protocol']['global_gt']}; PSNR on 8-bit RGB.",
+        "",
+        "| setting | PSNR (dB) | vs gray | SSIM | ΔE00 | colourfulness |",
+        "|---|---|---|---|---|---|",
     ]
-    for key, values in quality["results"].items():
-        lines.append(f"| {LABELS.get(key, key)} | {values['psnr_mean']:.2f} ± {values['psnr_sem']:.2f} | "
-                     f"{values['gain_over_gray_db']:+.2f} |")
-    if "by_source" in quality:
-        lines += ["", "Gain over gray by source (dB) — face crops fill the frame with skin, so colour pays most there:", "",
+    for label, method, points, global_ in SETTINGS:
+        row = result(report, method, points, global_)
+        lines.append(f"| {label} | {row['psnr']['mean']:.2f} ± {row['psnr']['sem']:.2f} | {row['psnr']['mean'] - gray:+.2f} | "
+                     f"{row['ssim']['mean']:.4f} | {row['ciede2000']['mean']:.2f} | {row['colorfulness']['mean']:.1f} |")
+    truth = result(report, "gray", 0, "none")["colorfulness_gt"]["mean"]
+    lines += ["", f"Ground-truth colourfulness {truth:.1f}."]
+    if quality and "by_source" in quality:
+        lines += ["", "Gain over gray by source (dB; `benchmarks/val_quality.py`, same protocol) — face crops fill the "
+                  "frame with skin, so colour pays most there:", "",
                   "| source | photos | gray PSNR | automatic | + histogram | 10 points | 10 points + histogram |",
                   "|---|---|---|---|---|---|---|"]
         for source, values in quality["by_source"].items():
-            gains = " | ".join(f"{values[k]['gain_over_gray_db']:+.2f}" for k in LABELS if k != "gray" and k in values)
+            gains = " | ".join(f"{values[k]['gain_over_gray_db']:+.2f}" for k in SOURCE_KEYS if k in values)
             lines.append(f"| {source} | {values['photos']} | {values['gray']['psnr_mean']:.2f} | {gains} |")
-    last = val[-1]
     lines += [
-        "",
-        f"During training (validation on the first {quality.get('train_val_photos', 128)} val rows of the manifest, "
-        f"128 px, 3×3 points): final automatic {last['auto'] - last['gray']:+.2f} dB, "
-        f"10 points {last['points10'] - last['gray']:+.2f} dB over gray.",
         "",
         "## Terms and limits",
         "- The training photos are for research use only (UTKFace: non-commercial research); the model "
@@ -93,17 +120,23 @@ def card(log: list[dict], quality: dict, weights: Path, wall_seconds: float | No
     return "\n".join(lines) + "\n"
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--log", type=Path, required=True)
-    parser.add_argument("--quality", type=Path, required=True)
+    parser.add_argument("--logs", type=Path, nargs="+", required=True, help="training logs, one per stage, in order")
+    parser.add_argument("--report", type=Path, required=True, help="report.json of `cunet evaluate` on the val split")
+    parser.add_argument("--quality", type=Path, default=None, help="benchmarks/val_quality.py JSON (by-source table)")
     parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--wall-seconds", type=float, nargs="+", default=None,
+                        help="each stage's wall-clock, for logs without timestamps (0 = take it from the log)")
     parser.add_argument("--out", type=Path, default=Path("src/cunet/weights/MODEL_CARD.md"))
-    parser.add_argument("--wall-seconds", type=float, default=None,
-                        help="wall-clock of the whole run, where the log carries no timestamps")
     args = parser.parse_args()
-    log = [json.loads(line) for line in args.log.read_text().splitlines()]
-    text = card(log, json.loads(args.quality.read_text()), args.weights or bundled_weights(), args.wall_seconds)
+    quality = json.loads(args.quality.read_text()) if args.quality else None
+    text = card([read_jsonl(path) for path in args.logs], json.loads(args.report.read_text()), quality,
+                args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None)
     write_atomic(args.out, lambda handle: handle.write(text.encode()))
     print(f"wrote {args.out}")
 

@@ -131,3 +131,10 @@ def test_starting_from_weights_of_another_shape_is_a_clear_error(photo_folder, t
     with pytest.raises(CunetError, match="differs from this run's"):
         train(tiny_config(photo_folder, tmp_path / "second", width=8, init_from=str(tmp_path / "w.safetensors")),
               progress=False)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_training_config_is_valid(path):
+    config = TrainConfig.from_toml(path)
+    build_model(config.model_config())
+    assert config.out_dir.startswith("runs/") and config.data.endswith("manifest.csv")
