@@ -69,8 +69,9 @@ def training_curves(logs: list[Path], out: Path) -> None:
     psnr_axis.axhline(0, color="gray", lw=1, ls="--")
     psnr_axis.set(xlabel="step", ylabel="PSNR gain over gray (dB)", title="validation (128 val photos, 128 px)")
     for axis in (loss_axis, psnr_axis):
-        for boundary in boundaries:
+        for stage, boundary in enumerate(boundaries, 2):
             axis.axvline(boundary, color="black", lw=0.8, ls=":")
+            axis.annotate(f" stage {stage}", (boundary, 1), xycoords=("data", "axes fraction"), va="top", fontsize=8)
     psnr_axis.legend()
     figure.tight_layout()
     figure.savefig(out, dpi=110)
