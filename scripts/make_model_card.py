@@ -34,21 +34,25 @@ def result(report: dict, method: str, points: int, global_: str) -> dict:
     raise KeyError(f"the report has no {method}/{points} points/{global_} row")
 
 
+def last_train_record(log: list[dict]) -> dict:
+    return [r for r in log if r["event"] == "train"][-1]
+
+
 def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
     """One training stage; its wall-clock comes from the log's timestamps, or is given for older logs without them."""
     starts = [r for r in log if r["event"] == "start"]
     config = starts[-1]["config"]
-    train = [r for r in log if r["event"] == "train"]
+    last = last_train_record(log)
     stamped = [r["time"] for r in log if "time" in r]
     if not wall_seconds and len(stamped) > 1:
         wall_seconds = stamped[-1] - stamped[0]
     wall = f", {wall_seconds / 3600:.2f} h wall-clock" if wall_seconds else ""
     sittings = f" in {len(starts)} resumed sittings" if len(starts) > 1 else ""
     origin = f"from `{config['init_from']}`" if config.get("init_from") else "from scratch"
-    return (f"{index}. {origin}: {train[-1]['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
+    return (f"{index}. {origin}: {last['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
             f"with {config['warmup_steps']} warm-up steps and cosine decay (schedule of {config['steps']:,} steps, "
-            f"seed {config['seed']}); {train[-1]['train_seconds'] / 3600:.2f} h inside training steps{wall}"
-            f"{sittings}; final smoothed loss {train[-1]['loss']:.2f}.")
+            f"seed {config['seed']}); {last['train_seconds'] / 3600:.2f} h inside training steps{wall}"
+            f"{sittings}; final smoothed loss {last['loss']:.2f}.")
 
 
 def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: Path,
@@ -59,8 +63,8 @@ def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: 
     train_config = info["train_config"]
     first_start = next(r for r in stages[0] if r["event"] == "start")
     parameters = sum(p.numel() for p in model.parameters())
-    steps = sum([r for r in log if r["event"] == "train"][-1]["step"] for log in stages)
-    hours = sum([r for r in log if r["event"] == "train"][-1]["train_seconds"] for log in stages) / 3600
+    steps = sum(last_train_record(log)["step"] for log in stages)
+    hours = sum(last_train_record(log)["train_seconds"] for log in stages) / 3600
     gray = result(report, "gray", 0, "none")["psnr"]["mean"]
     lines = [
         "# cunet default model — `small` preset",
@@ -134,6 +138,8 @@ def main() -> None:
                         help="each stage's wall-clock, for logs without timestamps (0 = take it from the log)")
     parser.add_argument("--out", type=Path, default=Path("src/cunet/weights/MODEL_CARD.md"))
     args = parser.parse_args()
+    if args.wall_seconds and len(args.wall_seconds) != len(args.logs):
+        parser.error(f"--wall-seconds needs one value per log ({len(args.logs)}), got {len(args.wall_seconds)}")
     quality = json.loads(args.quality.read_text()) if args.quality else None
     text = card([read_jsonl(path) for path in args.logs], json.loads(args.report.read_text()), quality,
                 args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None)
