@@ -16,7 +16,7 @@ from pathlib import Path
 from cunet.colorizer import Colorizer
 from cunet.evaluate import evaluate, evaluation_paths
 from cunet.io import write_atomic
-from cunet.train import LOG_FILE, TrainConfig, train
+from cunet.train import LOG_FILE, TrainConfig, read_log, train
 
 ACTIVATIONS = ("sigmoid", "relu")
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> dict:
                              width=args.width, activation=activation, steps=args.steps, val_every=args.val_every,
                              threads=args.threads, seed=args.seed)
         checkpoint = train(config)
-        log = [json.loads(line) for line in (out_dir / LOG_FILE).read_text().splitlines()]
+        log = read_log(out_dir / LOG_FILE)
         paths = evaluation_paths(args.data, "val", args.limit)
         report = evaluate(paths, ["cunet"], [0, 10], ["none"], Colorizer.from_pretrained(checkpoint))
         gray = evaluate(paths, ["gray"], [0], ["none"], None, progress=False)["results"][0]["psnr"]["mean"]

@@ -8,13 +8,13 @@ training curves of the run that produced it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from cunet.colorizer import Colorizer
 from cunet.io import save_image_atomic
+from cunet.train import read_log
 
 ROW_HEIGHT = 320
 
@@ -44,7 +44,7 @@ def stitched_log(logs: list[Path]) -> tuple[list[dict], list[int]]:
     """Training stages as one run: each later stage's steps continue from where the previous one ended."""
     records, boundaries, offset = [], [], 0
     for log in logs:
-        stage = [json.loads(line) for line in log.read_text().splitlines()]
+        stage = read_log(log)
         records += [{**r, "step": r["step"] + offset} for r in stage if r["event"] in ("train", "val")]
         offset = max(r["step"] for r in records)
         boundaries.append(offset)

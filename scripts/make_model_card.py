@@ -15,6 +15,7 @@ from pathlib import Path
 from cunet.checkpoint import load_model
 from cunet.colorizer import bundled_weights
 from cunet.io import write_atomic
+from cunet.train import read_log
 
 SETTINGS = (  # (label, method, points, global) rows of the acceptance table
     ("predicted gray (a\\*b\\* = 0)", "gray", 0, "none"),
@@ -124,10 +125,6 @@ def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: 
     return "\n".join(lines) + "\n"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", type=Path, nargs="+", required=True, help="training logs, one per stage, in order")
@@ -141,7 +138,7 @@ def main() -> None:
     if args.wall_seconds and len(args.wall_seconds) != len(args.logs):
         parser.error(f"--wall-seconds needs one value per log ({len(args.logs)}), got {len(args.wall_seconds)}")
     quality = json.loads(args.quality.read_text()) if args.quality else None
-    text = card([read_jsonl(path) for path in args.logs], json.loads(args.report.read_text()), quality,
+    text = card([read_log(path) for path in args.logs], json.loads(args.report.read_text()), quality,
                 args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None)
     write_atomic(args.out, lambda handle: handle.write(text.encode()))
     print(f"wrote {args.out}")

@@ -9,7 +9,7 @@ from cunet.checkpoint import load_model
 from cunet.data import PhotoCache, list_photos
 from cunet.errors import CunetError
 from cunet.model import build_model
-from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, export_weights, learning_rate, restore, train
+from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, export_weights, learning_rate, read_log, restore, train
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
@@ -46,6 +46,8 @@ def test_training_writes_a_log_with_validation_and_no_temp_files(photo_folder, t
     train(tiny_config(photo_folder, tmp_path / "run"), progress=False)
     log = (tmp_path / "run" / LOG_FILE).read_text()
     assert '"event": "val"' in log and '"points10"' in log
+    records = read_log(tmp_path / "run" / LOG_FILE)
+    assert records[0]["event"] == "start" and records[-1]["event"] == "val" and len(records) == len(log.splitlines())
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LAST_CHECKPOINT, LOG_FILE]
 
 

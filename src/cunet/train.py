@@ -229,6 +229,11 @@ class _Log:
             handle.write(json.dumps({**record, "time": round(time.time(), 1)}) + "\n")
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a run's log.jsonl, in order (what the curves, model card and ablation read)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
 def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, checkpoint: Path) -> tuple[int, float]:
     """Resume from the run's checkpoint if there is one, else start from `init_from` weights if given.
 
