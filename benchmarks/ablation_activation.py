@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from cunet.colorizer import Colorizer
-from cunet.evaluate import evaluate, evaluation_paths
+from cunet.evaluate import evaluate, evaluation_set
 from cunet.io import write_atomic
 from cunet.train import LOG_FILE, TrainConfig, read_log, train
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> dict:
                              threads=args.threads, seed=args.seed)
         checkpoint = train(config)
         log = read_log(out_dir / LOG_FILE)
-        paths = evaluation_paths(args.data, "val", args.limit)
+        paths, _ = evaluation_set(args.data, "val", args.limit, by_source=False)
         report = evaluate(paths, ["cunet"], [0, 10], ["none"], Colorizer.from_pretrained(checkpoint))
         gray = evaluate(paths, ["gray"], [0], ["none"], None, progress=False)["results"][0]["psnr"]["mean"]
         scores = {f"points_{r['points']}": r["psnr"] for r in report["results"]}

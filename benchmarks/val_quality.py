@@ -1,109 +1,74 @@
-"""Quality of a model on held-out photos, the first issue's acceptance protocol.
+"""Quality of a model on the val splits, by source: a thin call of `cunet.evaluate` (the protocol
+lives there once), for cunet's headline settings and for each way of decoding its output.
 
-Each photo is resized to 256x256 (PIL bicubic); ground truth is its Lab. Point hints are P x P
-patches (P = 5) whose positions come from numpy.random.default_rng(i), i = the photo's index in
-sorted file order, each holding the patch's mean ground-truth a*b*. The global hint is the ground
-truth's own histogram (an oracle, as in the paper's Table 10). PSNR is on 8-bit RGB (eq. 25-26).
+Every figure is the macro average over sources (each source weighs the same), with each source's
+own figures beside it. With a distribution head, `--decodes regression,annealed,blend` scores each
+decoding on the same photos: the measured choice that `cunet export --decode` stores with the weights.
 
-    python benchmarks/val_quality.py --data ../shared/data/people --out benchmarks/results/val_quality.json
+    python benchmarks/val_quality.py --data ../shared/data/people ../shared/data/people-scenes \
+        --out benchmarks/results/val_quality.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
-from cunet.color import join_lab, rgb_to_lab
 from cunet.colorizer import Colorizer
-from cunet.data import list_photos
-from cunet.hints import ground_truth_points
+from cunet.evaluate import evaluate, evaluation_set
 from cunet.io import write_atomic
-from cunet.metrics import psnr
 
-SIZE = 256
-
-
-def evaluate(colorizer: Colorizer, paths: list[Path], points: int, patch: int, size: int | None) -> dict[str, list[float]]:
-    """Per-photo PSNR for each setting."""
-    scores: dict[str, list[float]] = {"gray": [], "automatic": [], "gt_histogram": [], f"points_{points}": [],
-                                      f"points_{points}_gt_histogram": []}
-    for index, path in enumerate(tqdm(paths, desc="evaluating", unit="photo")):
-        with Image.open(path) as image:
-            rgb8 = np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BICUBIC))
-        rgb = torch.from_numpy(rgb8).permute(2, 0, 1).float() / 255.0
-        lab = rgb_to_lab(rgb)
-        hints = ground_truth_points(lab[1:], [patch] * points, np.random.default_rng(index))
-        histogram = colorizer.histogram_of(rgb8)
-        gray = join_lab(lab[:1], torch.zeros_like(lab[1:]))
-        scores["gray"].append(float(psnr(gray, rgb)))
-        runs = {"automatic": {}, "gt_histogram": {"histogram": histogram}, f"points_{points}": {"points": hints},
-                f"points_{points}_gt_histogram": {"points": hints, "histogram": histogram}}
-        for name, kwargs in runs.items():
-            result = colorizer.colorize(rgb8, size=size, **kwargs)
-            scores[name].append(float(psnr(np.asarray(result), rgb8)))
-    return scores
+SETTINGS = [("gray", 0, "none", "gray"), ("cunet", 0, "none", "automatic"), ("cunet", 0, "gt", "gt histogram"),
+            ("cunet", 10, "none", "10 points"), ("cunet", 10, "gt", "10 points + gt histogram")]
 
 
-def summarise(scores: dict[str, list[float]]) -> dict:
-    summary = {}
-    for name, values in scores.items():
-        array = np.asarray(values)
-        summary[name] = {"psnr_mean": float(array.mean()), "psnr_sem": float(array.std(ddof=1) / np.sqrt(len(array))),
-                         "gain_over_gray_db": float(array.mean() - np.mean(scores["gray"]))}
-    return summary
+def score(colorizer: Colorizer, paths: list[Path], sources: list[str]) -> dict:
+    """The report of `cunet.evaluate` for gray and cunet at 0 and 10 points, with and without the oracle histogram."""
+    return evaluate(paths, ["gray", "cunet"], [0, 10], ["none", "gt"], colorizer, sources=sources)
 
 
-def by_source(paths: list[Path], scores: dict[str, list[float]]) -> dict:
-    """The same summary per source folder (the sources differ a lot: face crops gain most from colour)."""
-    groups: dict[str, list[int]] = {}
-    for index, path in enumerate(paths):
-        groups.setdefault(path.parent.name, []).append(index)
-    return {source: {"photos": len(indices), **summarise({k: [v[i] for i in indices] for k, v in scores.items()})}
-            for source, indices in groups.items()}
+def table(report: dict) -> list[str]:
+    """Rows: setting, macro PSNR, each source's PSNR; then colourfulness of the automatic output."""
+    sources = list(report["sources"])
+    lines = [f"{'setting':<26}{'macro':>8}" + "".join(f"{s[:12]:>14}" for s in sources)]
+    results = {(r["method"], r["points"], r["global"]): r for r in report["results"]}
+    for method, points, setting, label in SETTINGS:
+        result = results[(method, points, setting)]
+        lines.append(f"{label:<26}{result['psnr']['mean']:>8.2f}"
+                     + "".join(f"{result['by_source'][s]['psnr']['mean']:>14.2f}" for s in sources))
+    automatic = results[("cunet", 0, "none")]
+    for metric, label in (("colorfulness", "colourfulness automatic"), ("colorfulness_gt", "colourfulness truth")):
+        lines.append(f"{label:<26}{automatic[metric]['mean']:>8.1f}"
+                     + "".join(f"{automatic['by_source'][s][metric]['mean']:>14.1f}" for s in sources))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="../shared/data/people", help="folder with manifest.csv (val split used)")
+    parser.add_argument("--data", nargs="+", default=["../shared/data/people", "../shared/data/people-scenes"],
+                        help="folders or manifest.csv files (their val split)")
     parser.add_argument("--model", default=None, help="weights file (default: the bundled model)")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--points", type=int, default=10)
-    parser.add_argument("--patch", type=int, default=5)
-    parser.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
+    parser.add_argument("--decodes", default=None,
+                        help="comma-separated decodings to compare (regression, annealed, blend); default: the model's own")
+    parser.add_argument("--limit", type=int, default=None, help="first N photos of each source")
     parser.add_argument("--out", default="benchmarks/results/val_quality.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    colorizer = Colorizer.from_pretrained(args.model)
-    paths = sorted(list_photos(args.data, args.split))[: args.limit]
-    started = time.perf_counter()
-    scores = evaluate(colorizer, paths, args.points, args.patch, args.size)
-    summary = summarise(scores)
-    report = {
-        "protocol": f"{args.split} split, {SIZE}x{SIZE} bicubic, {args.points} points of {args.patch}x{args.patch} "
-                    "(default_rng(i)), oracle histogram; PSNR on 8-bit RGB",
-        "model": args.model or "bundled default",
-        "working_size": args.size or colorizer.working_size,
-        "photos": len(paths),
-        "seconds": round(time.perf_counter() - started, 1),
-        "results": summary,
-        "by_source": by_source(paths, scores),
-    }
-    text = json.dumps(report, indent=2)
+    paths, sources = evaluation_set(args.data, "val", args.limit)
+    decodes = args.decodes.split(",") if args.decodes else [None]
+    reports = {}
+    for decode in decodes:
+        colorizer = Colorizer.from_pretrained(args.model, decode=decode)
+        report = score(colorizer, paths, sources)
+        report["model"] = args.model or "bundled default"
+        reports[colorizer.decode] = report
+        print(f"\ndecode: {colorizer.decode} ({report['photos']} photos, macro over {len(report['sources'])} sources)")
+        print("\n".join(table(report)))
+    text = json.dumps({"data": args.data, "decodes": reports}, indent=2)
     write_atomic(Path(args.out), lambda handle: handle.write(text.encode() + b"\n"))
-    print(f"{'setting':<28}{'PSNR (dB)':>12}{'± sem':>8}{'vs gray':>10}")
-    for name, values in summary.items():
-        print(f"{name:<28}{values['psnr_mean']:>12.2f}{values['psnr_sem']:>8.2f}{values['gain_over_gray_db']:>+10.2f}")
-    for source, values in report["by_source"].items():
-        gains = ", ".join(f"{k} {v['gain_over_gray_db']:+.2f}" for k, v in values.items() if k not in ("photos", "gray"))
-        print(f"  {source} ({values['photos']} photos, gray {values['gray']['psnr_mean']:.2f} dB): {gains}")
     print(f"wrote {args.out}")
 
 

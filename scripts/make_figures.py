@@ -1,8 +1,10 @@
-"""README figures: a before/after of real black-and-white photos made by the bundled model, and the
-training curves of the run that produced it.
+"""README figures: a before/after of real black-and-white photos made by the bundled model (or
+several models side by side), and the training curves of the run that produced it.
 
     python scripts/make_figures.py --logs docs/training/small.log.jsonl docs/training/small_stage2.log.jsonl \
         --photos examples/cowboys-1907.jpg ../shared/data/bw-photos/deoldify/marktwain.jpg
+    python scripts/make_figures.py --photos ../shared/data/bw-photos/deoldify/*.jpg \
+        --models bundled models/v2-stage1.safetensors --out-dir docs/bw   # one column per model, no curves
 """
 
 from __future__ import annotations
@@ -19,24 +21,29 @@ from cunet.train import read_log
 ROW_HEIGHT = 320
 
 
-def before_after(paths: list[Path], out: Path) -> None:
-    colorizer = Colorizer.from_pretrained()
+def model_label(model: str) -> str:
+    return "bundled model" if model == "bundled" else Path(model).stem
+
+
+def before_after(paths: list[Path], out: Path, models: list[str] = ("bundled",), row_height: int = ROW_HEIGHT) -> None:
+    """Input | each model's automatic colouring, one row per photo (models: 'bundled' or weights files)."""
+    colorizers = [Colorizer.from_pretrained(None if m == "bundled" else m) for m in models]
     rows = []
     for path in paths:
         with Image.open(path) as image:
             before = image.convert("RGB")
-        after = colorizer.colorize(path)
-        width = round(before.width * ROW_HEIGHT / before.height)
-        rows.append([im.resize((width, ROW_HEIGHT), Image.Resampling.LANCZOS) for im in (before, after)])
-    canvas_width = max(2 * row[0].width for row in rows) + 30
-    canvas = Image.new("RGB", (canvas_width, len(rows) * (ROW_HEIGHT + 10) + 30), "white")
+        width = round(before.width * row_height / before.height)
+        cells = [before] + [colorizer.colorize(path) for colorizer in colorizers]
+        rows.append([im.resize((width, row_height), Image.Resampling.LANCZOS) for im in cells])
+    column = max(row[0].width for row in rows) + 10
+    canvas = Image.new("RGB", (column * len(rows[0]) + 10, len(rows) * (row_height + 10) + 30), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((10, 8), "black-and-white input", fill="black")
-    draw.text((canvas_width // 2 + 10, 8), "cunet (bundled model, automatic)", fill="black")
-    for i, (left, right) in enumerate(rows):
-        y = 30 + i * (ROW_HEIGHT + 10)
-        canvas.paste(left, (10, y))
-        canvas.paste(right, (20 + left.width, y))
+    labels = ["black-and-white input"] + [f"cunet ({model_label(m)}, automatic)" for m in models]
+    for number, label in enumerate(labels):
+        draw.text((10 + number * column, 8), label, fill="black")
+    for i, row in enumerate(rows):
+        for number, cell in enumerate(row):
+            canvas.paste(cell, (10 + number * column, 30 + i * (row_height + 10)))
     save_image_atomic(canvas, out)
 
 
@@ -79,12 +86,15 @@ def training_curves(logs: list[Path], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Make README figures.")
-    parser.add_argument("--logs", type=Path, nargs="+", required=True, help="training logs, one per stage, in order")
+    parser.add_argument("--logs", type=Path, nargs="+", default=None, help="training logs, one per stage, in order")
     parser.add_argument("--photos", type=Path, nargs="+", required=True)
+    parser.add_argument("--models", nargs="+", default=["bundled"], help="'bundled' and/or weights files, one column each")
+    parser.add_argument("--row-height", type=int, default=ROW_HEIGHT)
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))
     args = parser.parse_args()
-    before_after(args.photos, args.out_dir / "before_after.png")
-    training_curves(args.logs, args.out_dir / "training_curves.png")
+    before_after(args.photos, args.out_dir / "before_after.png", args.models, args.row_height)
+    if args.logs:
+        training_curves(args.logs, args.out_dir / "training_curves.png")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Write the bundled model's card from what was measured: the weights' metadata, the training logs of
-every stage, the `cunet evaluate` report on the val split and the by-source benchmark
-(benchmarks/val_quality.py). Nothing in the card is typed by hand.
+every stage and the `cunet evaluate` report on the val splits (macro average over sources, each source
+beside it). Nothing in the card is typed by hand.
 
     python scripts/make_model_card.py --logs docs/training/small.log.jsonl docs/training/small_stage2.log.jsonl \
-        --wall-seconds 7444 0 --report docs/results/val/report.json --quality benchmarks/results/val_quality.json
+        --wall-seconds 7444 0 --report docs/results/val/report.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ SETTINGS = (  # (label, method, points, global) rows of the acceptance table
     ("cunet, 10 points + global histogram", "cunet", 10, "gt"),
     ("Levin et al. 2004, the same 10 points", "levin", 10, "none"),
 )
-SOURCE_KEYS = ("automatic", "gt_histogram", "points_10", "points_10_gt_histogram")
+SOURCE_SETTINGS = (("automatic", "cunet", 0, "none"), ("+ histogram", "cunet", 0, "gt"), ("10 points", "cunet", 10, "none"),
+                   ("Levin, 10 points", "levin", 10, "none"))
 
 
 def result(report: dict, method: str, points: int, global_: str) -> dict:
@@ -56,7 +57,7 @@ def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
             f"{sittings}; final smoothed loss {last['loss']:.2f}.")
 
 
-def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: Path,
+def card(stages: list[list[dict]], report: dict, weights: Path,
          wall_seconds: list[float | None] | None = None) -> str:
     model, metadata = load_model(weights)
     config = metadata["model_config"]
@@ -93,6 +94,9 @@ def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: 
         "",
         f"## Quality ({report['photos']} val photos, never trained on; `cunet evaluate`)",
         "",
+        *([f"Every figure is the macro average over the {len(report['sources'])} sources "
+           f"({', '.join(f'{name} {n}' for name, n in report['sources'].items())} photos): each source weighs the same.",
+           ""] if len(report.get("sources", {})) > 1 else []),
         f"Protocol: {report['protocol']['size']}×{report['protocol']['size']} ({report['protocol']['resize']}), "
         f"points = {report['protocol']['patch']}×{report['protocol']['patch']} patches drawn by "
         f"{report['protocol']['points_rng']}, global hint = {report['protocol']['global_gt']}; PSNR on 8-bit RGB.",
@@ -106,14 +110,17 @@ def card(stages: list[list[dict]], report: dict, quality: dict | None, weights: 
                      f"{row['ssim']['mean']:.4f} | {row['ciede2000']['mean']:.2f} | {row['colorfulness']['mean']:.1f} |")
     truth = result(report, "gray", 0, "none")["colorfulness_gt"]["mean"]
     lines += ["", f"Ground-truth colourfulness {truth:.1f}."]
-    if quality and "by_source" in quality:
-        lines += ["", "Gain over gray by source (dB; `benchmarks/val_quality.py`, same protocol) — face crops fill the "
-                  "frame with skin, so colour pays most there:", "",
-                  "| source | photos | gray PSNR | automatic | + histogram | 10 points | 10 points + histogram |",
-                  "|---|---|---|---|---|---|---|"]
-        for source, values in quality["by_source"].items():
-            gains = " | ".join(f"{values[k]['gain_over_gray_db']:+.2f}" for k in SOURCE_KEYS if k in values)
-            lines.append(f"| {source} | {values['photos']} | {values['gray']['psnr_mean']:.2f} | {gains} |")
+    if len(report.get("sources", {})) > 1:
+        gray_row = result(report, "gray", 0, "none")
+        lines += ["", "Gain over gray by source (dB, same report) — face crops fill the frame with skin, so colour "
+                  "pays most there; crowds and street scenes least:", "",
+                  "| source | photos | gray PSNR | " + " | ".join(label for label, *_ in SOURCE_SETTINGS) + " |",
+                  "|---|---|---|" + "---|" * len(SOURCE_SETTINGS)]
+        for source, n in report["sources"].items():
+            base = gray_row["by_source"][source]["psnr"]["mean"]
+            gains = " | ".join(f"{result(report, *key)['by_source'][source]['psnr']['mean'] - base:+.2f}"
+                               for _, *key in SOURCE_SETTINGS)
+            lines.append(f"| {source} | {n} | {base:.2f} | {gains} |")
     lines += [
         "",
         "## Terms and limits",
@@ -129,7 +136,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", type=Path, nargs="+", required=True, help="training logs, one per stage, in order")
     parser.add_argument("--report", type=Path, required=True, help="report.json of `cunet evaluate` on the val split")
-    parser.add_argument("--quality", type=Path, default=None, help="benchmarks/val_quality.py JSON (by-source table)")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--wall-seconds", type=float, nargs="+", default=None,
                         help="each stage's wall-clock, for logs without timestamps (0 = take it from the log)")
@@ -137,8 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.wall_seconds and len(args.wall_seconds) != len(args.logs):
         parser.error(f"--wall-seconds needs one value per log ({len(args.logs)}), got {len(args.wall_seconds)}")
-    quality = json.loads(args.quality.read_text()) if args.quality else None
-    text = card([read_log(path) for path in args.logs], json.loads(args.report.read_text()), quality,
+    text = card([read_log(path) for path in args.logs], json.loads(args.report.read_text()),
                 args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None)
     write_atomic(args.out, lambda handle: handle.write(text.encode()))
     print(f"wrote {args.out}")

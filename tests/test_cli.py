@@ -211,3 +211,41 @@ def test_a_batch_goes_on_past_a_bad_photo_and_exits_2(monkeypatch, capsys, gray_
 def test_an_output_that_would_overwrite_an_input_is_refused(monkeypatch, capsys, gray_photo):
     code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--out-dir", gray_photo.parent)
     assert_one_line_error(code, err, "would overwrite an input photo")
+
+
+def test_evaluate_takes_several_data_sources_and_reports_each(monkeypatch, capsys, photo_folder, tmp_path):
+    import shutil
+
+    second = tmp_path / "scenes"
+    shutil.copytree(photo_folder, second)
+    code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, second, "--limit", "2", "--points", "0",
+                       "--global", "none", "--methods", "gray", "--out", tmp_path / "ev")
+    assert code == 0, err
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["sources"] == {"photos": 2, "scenes": 2} and report["average"] == "macro over sources"
+
+
+def test_export_stores_the_decoding_that_colorize_then_uses(monkeypatch, capsys, photo_folder, gray_photo, tmp_path):
+    (tmp_path / "run.toml").write_text(
+        f'data = "{photo_folder / "manifest.csv"}"\nwidth = 4\ncrop = 32\ncache_short_side = 40\n'
+        'batch_size = 4\nsteps = 2\nwarmup_steps = 1\nval_limit = 2\nthreads = 1\n'
+        'distribution_head = true\nce_weight = 1.0\n')
+    code, _, err = run(monkeypatch, capsys, "train", "--config", tmp_path / "run.toml", "--out-dir", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "export", tmp_path / "run" / "last.safetensors", "-o",
+                       tmp_path / "w.safetensors", "--decode", "annealed", "--temperature", "0.3")
+    assert code == 0, err
+    from cunet.colorizer import Colorizer
+
+    colorizer = Colorizer.from_pretrained(tmp_path / "w.safetensors")
+    assert (colorizer.decode, colorizer.temperature) == ("annealed", 0.3)
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.png", "--model",
+                       tmp_path / "w.safetensors", "--decode", "blend")
+    assert code == 0 and (tmp_path / "c.png").is_file(), err
+
+
+def test_a_decoding_the_model_cannot_give_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.png", "--model", tiny_model_file,
+                       "--decode", "annealed")
+    assert_one_line_error(code, err, "needs a model with a distribution head")
+    assert not (tmp_path / "c.png").exists()

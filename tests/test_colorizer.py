@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,54 @@ def test_the_bundled_model_colours_a_real_photo(astronaut):
     lab = rgb_to_lab(torch.from_numpy(np.array(result)).permute(2, 0, 1).float() / 255.0)
     assert result.size == (512, 512)
     assert torch.linalg.vector_norm(lab[1:], dim=0).mean() > 3.0  # it adds colour, not gray
+
+
+@pytest.fixture(scope="module")
+def head_model_file(tmp_path_factory) -> Path:
+    """A tiny random model with a distribution head and spread-hint inputs."""
+    from cunet.checkpoint import save_weights
+    from cunet.gamut import num_bins
+    from cunet.model import CUNet, CUNetConfig
+
+    torch.manual_seed(1)
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=num_bins(), distribution_head=True,
+                              propagated_hints=True))
+    path = tmp_path_factory.mktemp("head") / "head.safetensors"
+    save_weights(path, model.eval(), {"working_size": 32, "decode": {"method": "blend", "temperature": 0.5,
+                                                                     "blend": 0.25}})
+    return path
+
+
+def test_decoding_defaults_to_the_choice_stored_with_the_weights(head_model_file):
+    colorizer = Colorizer.from_pretrained(head_model_file)
+    assert (colorizer.decode, colorizer.temperature, colorizer.blend) == ("blend", 0.5, 0.25)
+    assert Colorizer.from_pretrained(head_model_file, decode="annealed").decode == "annealed"
+
+
+def test_the_blend_lies_between_the_regression_and_the_annealed_mean(head_model_file, astronaut):
+    from cunet.io import load_photo
+
+    photo = load_photo(astronaut[::8, ::8])
+    points = [PointHint(x=20, y=30, a=50.0, b=20.0)]
+    outputs = {decode: Colorizer.from_pretrained(head_model_file, decode=decode).predict_ab(photo, points, None, None, 32)
+               for decode in ("regression", "annealed", "blend")}
+    expected = 0.25 * outputs["annealed"] + 0.75 * outputs["regression"]
+    assert torch.allclose(outputs["blend"], expected, atol=1e-4)
+    assert not torch.allclose(outputs["annealed"], outputs["regression"], atol=1.0)
+
+
+def test_the_distribution_is_a_probability_per_pixel_at_the_working_shape(head_model_file, astronaut):
+    from cunet.gamut import num_bins
+
+    probabilities = Colorizer.from_pretrained(head_model_file).distribution(astronaut[::8, ::8])
+    assert probabilities.shape == (num_bins(), 32, 32)
+    assert torch.allclose(probabilities.sum(dim=0), torch.ones(32, 32), atol=1e-5)
+
+
+def test_decodings_that_need_a_distribution_head_are_refused_without_one(tiny_model_file, astronaut):
+    with pytest.raises(CunetError, match="needs a model with a distribution head"):
+        Colorizer.from_pretrained(tiny_model_file, decode="annealed")
+    with pytest.raises(CunetError, match="no distribution head"):
+        Colorizer.from_pretrained(tiny_model_file).distribution(astronaut)
+    with pytest.raises(CunetError, match="decode must be one of"):
+        Colorizer.from_pretrained(tiny_model_file, decode="mode")

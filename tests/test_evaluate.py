@@ -10,7 +10,7 @@ from cunet.errors import CunetError
 from cunet.evaluate import (
     Harness,
     evaluate,
-    evaluation_paths,
+    evaluation_set,
     figure_grid,
     load_eval_photo,
     protocol_points,
@@ -72,7 +72,7 @@ def test_transfer_baselines_without_a_reference_are_refused(astronaut):
 
 
 def test_the_report_has_the_documented_schema_and_the_gray_row_is_exact(colorizer, photo_folder, tmp_path):
-    paths = evaluation_paths(photo_folder, "val", limit=3)
+    paths, _ = evaluation_set(photo_folder, "val", limit=3)
     report = evaluate(paths, ["cunet", "gray", "reinhard", "welsh", "levin"], [0, 2], ["none", "gt"], colorizer,
                       progress=False)
     assert report["photos"] == 3
@@ -103,14 +103,14 @@ def test_the_report_has_the_documented_schema_and_the_gray_row_is_exact(colorize
 
 
 def test_evaluation_is_deterministic(colorizer, photo_folder):
-    paths = evaluation_paths(photo_folder, "val", limit=2)
+    paths, _ = evaluation_set(photo_folder, "val", limit=2)
     first = evaluate(paths, ["cunet", "levin"], [0, 3], ["none"], colorizer, progress=False)["results"]
     second = evaluate(paths, ["cunet", "levin"], [0, 3], ["none"], colorizer, progress=False)["results"]
     assert first == second
 
 
 def test_unknown_methods_and_settings_are_clear_errors(colorizer, photo_folder):
-    paths = evaluation_paths(photo_folder, "val", limit=1)
+    paths, _ = evaluation_set(photo_folder, "val", limit=1)
     with pytest.raises(CunetError, match="unknown method 'zhang'"):
         evaluate(paths, ["zhang"], [0], ["none"], colorizer, progress=False)
     with pytest.raises(CunetError, match="unknown global setting"):
@@ -118,14 +118,38 @@ def test_unknown_methods_and_settings_are_clear_errors(colorizer, photo_folder):
 
 
 def test_figure_grid_has_a_column_per_method_and_a_row_per_photo(colorizer, photo_folder):
-    paths = evaluation_paths(photo_folder, "val", limit=2)
+    paths, _ = evaluation_set(photo_folder, "val", limit=2)
     grid = figure_grid(paths, ["cunet", "levin", "reinhard"], colorizer, points=5, height=64)
     assert grid.size == (5 * 70 + 6, 2 * 70 + 28)  # input, 3 methods, ground truth
 
 
 def test_figure_grid_for_black_and_white_photos_has_no_ground_truth_column(colorizer, photo_folder):
-    paths = evaluation_paths(photo_folder, "val", limit=1)
+    paths, _ = evaluation_set(photo_folder, "val", limit=1)
     grid = figure_grid(paths, ["cunet"], colorizer, ground_truth=False, height=64)
     assert grid.size == (2 * 70 + 6, 70 + 28)
     with pytest.raises(CunetError, match="needs --reference"):
         figure_grid(paths, ["reinhard"], colorizer, ground_truth=False, height=64)
+
+
+def test_the_headline_is_the_macro_average_over_sources_with_each_source_beside_it(photo_folder, tmp_path):
+    lines = ["file,source,split"] + [f"p{i:02d}.png,{'faces' if i < 3 else 'street'},val" for i in range(8)]
+    (photo_folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    paths, sources = evaluation_set(photo_folder, "val")
+    assert sources == ["faces"] * 3 + ["street"] * 5
+    report = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources)
+    assert report["sources"] == {"faces": 3, "street": 5} and report["average"] == "macro over sources"
+    gray = report["results"][0]
+    faces, street = gray["by_source"]["faces"], gray["by_source"]["street"]
+    assert (faces["n"], street["n"]) == (3, 5)
+    assert gray["psnr"]["mean"] == pytest.approx((faces["psnr"]["mean"] + street["psnr"]["mean"]) / 2)
+    assert gray["pooled"]["psnr"]["mean"] == pytest.approx((3 * faces["psnr"]["mean"] + 5 * street["psnr"]["mean"]) / 8)
+    write_report(report, tmp_path / "eval")
+    assert "| Predicted gray, – | " in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_the_limit_keeps_the_first_photos_of_each_source_and_pooled_makes_one_group(photo_folder):
+    lines = ["file,source,split"] + [f"p{i:02d}.png,{'faces' if i < 3 else 'street'},val" for i in range(8)]
+    (photo_folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    paths, sources = evaluation_set(photo_folder, "val", limit=2)
+    assert [p.name for p in paths] == ["p00.png", "p01.png", "p03.png", "p04.png"]
+    assert evaluation_set(photo_folder, "val", limit=2, by_source=False)[1] == ["all", "all"]

@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from cunet.color import rgb_to_lab
@@ -53,3 +55,28 @@ def test_decoding_a_confident_distribution_gives_that_bin_centre():
     logits = torch.full((num_bins(), 1, 1), -50.0)
     logits[17] = 50.0
     assert torch.allclose(decode_distribution(logits)[:, 0, 0], in_gamut_bins()[17])
+
+
+def test_the_smoothed_prior_is_a_distribution_that_spreads_to_neighbour_bins():
+    from cunet.gamut import in_gamut_bins, smoothed_prior
+
+    histogram = torch.zeros(num_bins())
+    histogram[0] = 1.0
+    prior = smoothed_prior(histogram, sigma=5.0)
+    assert float(prior.sum()) == pytest.approx(1.0, abs=1e-6) and prior.argmax() == 0
+    distances = (in_gamut_bins() - in_gamut_bins()[0]).norm(dim=1)
+    neighbour = int(torch.nonzero(distances == 10.0)[0])
+    assert prior[neighbour] / prior[0] == pytest.approx(np.exp(-100 / 50), rel=1e-4)
+
+
+def test_rebalancing_weights_favour_rare_colours_and_average_one_under_the_prior():
+    from cunet.gamut import rebalancing_weights
+
+    prior = torch.linspace(1.0, 100.0, num_bins())
+    prior = prior / prior.sum()
+    weights = rebalancing_weights(prior, mix=0.5)
+    assert (prior * weights).sum() == pytest.approx(1.0)
+    assert bool((weights[:-1] > weights[1:]).all())  # rarer bins weigh more
+    assert torch.allclose(rebalancing_weights(prior, mix=1.0), torch.ones(num_bins()))
+    with pytest.raises(ValueError, match="mix"):
+        rebalancing_weights(prior, mix=1.5)

@@ -106,3 +106,14 @@ def test_photo_histogram_is_a_distribution_over_bins(astronaut):
     histogram = photo_histogram(ab)
     assert histogram.shape == (num_bins(),)
     assert histogram.sum().item() == pytest.approx(1.0)
+
+
+def test_dense_point_counts_come_from_their_own_range():
+    ab = torch.zeros(8, 2, 32, 32)
+    ab[:, 0] = 20.0
+    sim = HintSimulation(dense_probability=1.0, dense_min=30, dense_max=40, max_patch=1)
+    maps = simulate_point_hints(ab, np.random.default_rng(0), sim)
+    counts = maps[:, 2].flatten(1).sum(dim=1)  # 1-pixel patches; a repeated position counts once
+    assert bool(((counts >= 25) & (counts <= 40)).all())
+    sparse = simulate_point_hints(ab, np.random.default_rng(0), HintSimulation(max_patch=1))
+    assert sparse[:, 2].flatten(1).sum(dim=1).max() < 30

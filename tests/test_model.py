@@ -101,3 +101,22 @@ def test_config_round_trips_and_rejects_unknown_values():
         CUNetConfig(activation="gelu")
     with pytest.raises(ValueError, match="unknown model config"):
         CUNetConfig.from_dict({"width": 8, "depth": 3})
+
+
+def test_the_distribution_head_at_chosen_pixels_equals_the_full_map_there():
+    torch.manual_seed(0)
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=num_bins(), distribution_head=True)).eval()
+    inputs = torch.randn(2, 4, 16, 24)
+    with torch.no_grad():
+        _, full = model(inputs)
+        pixels = torch.tensor([0, 5, 100, 383])
+        _, sampled = model(inputs, distribution_at=pixels)
+    assert sampled.shape == (2, num_bins(), 4)
+    assert torch.allclose(sampled, full.flatten(2)[:, :, pixels], atol=1e-5)
+
+
+def test_spread_hints_add_three_input_channels():
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=0, propagated_hints=True))
+    assert model.conv1[0][0].in_channels == 7
+    with pytest.raises(ValueError, match=r"\(B, 7, H, W\)"):
+        model(torch.zeros(1, 4, 16, 16))

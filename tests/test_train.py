@@ -6,10 +6,21 @@ import torch
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.data import PhotoCache, list_photos
+from cunet.data import PhotoCache, list_labelled_photos, list_photos, sampling_probabilities
 from cunet.errors import CunetError
+from cunet.gamut import num_bins, quantize_ab
 from cunet.model import build_model
-from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, export_weights, learning_rate, read_log, restore, train
+from cunet.train import (
+    LAST_CHECKPOINT,
+    LOG_FILE,
+    TrainConfig,
+    export_weights,
+    learning_rate,
+    read_log,
+    rebalanced_cross_entropy,
+    restore,
+    train,
+)
 
 
 def tiny_config(folder: Path, out: Path, **changes) -> TrainConfig:
@@ -135,8 +146,84 @@ def test_starting_from_weights_of_another_shape_is_a_clear_error(photo_folder, t
               progress=False)
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").rglob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_training_config_is_valid(path):
     config = TrainConfig.from_toml(path)
     build_model(config.model_config())
-    assert config.out_dir.startswith("runs/") and config.data.endswith("manifest.csv")
+    assert config.out_dir.startswith(("runs/", "../runs/"))  # run folders stay out of the committed tree
+    assert all(source.endswith("manifest.csv") for source in config.data_sources)
+
+
+def two_source_manifest(photo_folder: Path) -> Path:
+    """The photo folder's manifest with a `source` column: odd photos from 'street', even from 'faces'."""
+    lines = ["file,source,split"]
+    for i in range(24):
+        lines.append(f"p{i:02d}.png,{'street' if i % 2 else 'faces'},{'val' if i % 6 in (0, 1) else 'train'}")
+    manifest = photo_folder / "sources.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_photos_carry_the_source_of_their_manifest_row_or_their_folder(photo_folder, tmp_path):
+    labelled = list_labelled_photos(two_source_manifest(photo_folder), "val")
+    assert [(p.name, s) for p, s in labelled] == [("p00.png", "faces"), ("p01.png", "street"), ("p06.png", "faces"),
+                                                  ("p07.png", "street"), ("p12.png", "faces"), ("p13.png", "street"),
+                                                  ("p18.png", "faces"), ("p19.png", "street")]
+    (tmp_path / "tree" / "scans").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "tree" / "scans" / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "tree" / "b.png")
+    assert [s for _, s in list_labelled_photos(tmp_path / "tree")] == ["tree", "scans"]
+
+
+def test_source_weights_set_each_sources_share_of_the_draws():
+    labels = ["a"] * 30 + ["b"] * 10
+    assert np.allclose(sampling_probabilities(labels), 1 / 40)
+    probabilities = sampling_probabilities(labels, {"a": 1.0, "b": 3.0})
+    assert probabilities[:30].sum() == pytest.approx(0.25) and probabilities[30:].sum() == pytest.approx(0.75)
+    assert np.allclose(probabilities[:30], probabilities[0])
+
+
+@pytest.mark.parametrize("weights, message", [({"a": 1.0}, "missing \\['b'\\]"), ({"a": 1, "b": 1, "c": 1}, "not in the data"),
+                                              ({"a": -1, "b": 1}, ">= 0"), ({"a": 0, "b": 0}, "positive")])
+def test_bad_source_weights_are_clear_errors(weights, message):
+    with pytest.raises(CunetError, match=message):
+        sampling_probabilities(["a", "b"], weights)
+
+
+def test_rebalanced_cross_entropy_weighs_each_pixel_by_its_bins_weight():
+    ab = torch.tensor([[[[0.0, 60.0]], [[0.0, 60.0]]]])  # (1, 2, 1, 2): gray and a saturated orange
+    logits = torch.zeros(1, num_bins(), 1, 2)
+    weights = torch.ones(num_bins())
+    plain = float(rebalanced_cross_entropy(logits, ab, weights))
+    assert plain == pytest.approx(np.log(num_bins()), rel=1e-5)
+    weights[int(quantize_ab(ab)[0, 0, 1])] = 3.0
+    assert float(rebalanced_cross_entropy(logits, ab, weights)) == pytest.approx(2 * plain, rel=1e-5)
+
+
+def test_a_run_over_weighted_sources_with_the_distribution_head_and_spread_hints(photo_folder, tmp_path):
+    config = tiny_config(photo_folder, tmp_path / "run", data=[str(two_source_manifest(photo_folder))],
+                         source_weights={"street": 3.0, "faces": 1.0}, distribution_head=True, ce_weight=1.0,
+                         propagated_hints=True, hints={"dense_probability": 0.5, "dense_min": 4, "dense_max": 8})
+    checkpoint = train(config, progress=False)
+    model, _ = load_model(checkpoint)
+    assert model.config.distribution_head and model.config.propagated_hints and model.config.input_channels == 7
+    records = read_log(tmp_path / "run" / LOG_FILE)
+    assert records[0]["source_shares"] == {"faces": pytest.approx(0.25), "street": pytest.approx(0.75)}
+    last = records[-1]
+    assert last["event"] == "val" and set(last["by_source"]) == {"faces", "street"}
+    for key in ("gray", "auto", "points10", "auto_annealed", "colorfulness_auto", "colorfulness_annealed"):
+        assert last[key] == pytest.approx((last["by_source"]["faces"][key] + last["by_source"]["street"][key]) / 2)
+
+
+def test_training_stops_on_its_time_budget_and_validates_there(photo_folder, tmp_path):
+    train(tiny_config(photo_folder, tmp_path / "run", steps=1000, stop_after_seconds=0.0), progress=False)
+    records = read_log(tmp_path / "run" / LOG_FILE)
+    assert records[-1]["event"] == "val" and records[-1]["step"] == 1
+
+
+@pytest.mark.parametrize("changes, message", [(dict(ce_weight=1.0), "needs distribution_head"),
+                                              (dict(hints={"dense_chance": 0.5}), "unknown \\[hints\\] options"),
+                                              (dict(data=3), "data must be")])
+def test_inconsistent_training_options_are_refused_before_any_work(changes, message):
+    with pytest.raises(CunetError, match=message):
+        TrainConfig(**{"data": "x.csv", **changes})

@@ -147,6 +147,9 @@ def colorize(
     reference: Annotated[Optional[Path], typer.Option(help="A colour photo whose colours guide the result.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Working size (short side, px); default: the model's training scale.")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Weights or checkpoint file; default: the bundled model.")] = None,
+    decode: Annotated[Optional[str], typer.Option(
+        help="regression (safe average), annealed (vivid, from the colour distribution) or blend; "
+        "default: the model's measured choice.")] = None,
 ) -> None:
     """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
     from cunet.colorizer import Colorizer
@@ -160,7 +163,7 @@ def colorize(
     reference_path = reference if reference is not None else extra.get("reference")
     if size is not None and not 16 <= size <= 4096:
         raise CunetError(f"--size {size} out of range: use 16 to 4096")
-    colorizer = Colorizer.from_pretrained(model)
+    colorizer = Colorizer.from_pretrained(model, decode=decode)
     histogram = colorizer.histogram_of(load_photo(reference_path)) if reference_path is not None else None
     if len(paths) == 1:
         result = colorizer.colorize(paths[0], points=point_list, histogram=histogram,
@@ -193,6 +196,8 @@ def train(
     activation: Annotated[Optional[str], typer.Option(help="sigmoid, relu or leaky-relu.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Total optimizer steps (sets the LR schedule).")] = None,
     stop_after: Annotated[Optional[int], typer.Option(help="Stop after this many steps in this run (resume later).")] = None,
+    stop_after_minutes: Annotated[Optional[float], typer.Option(
+        help="Stop once the run has trained this long in all, resumes included (equal-budget trials).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Photos per step.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).")] = None,
     loss: Annotated[Optional[str], typer.Option(help="huber or l2.")] = None,
@@ -206,7 +211,8 @@ def train(
 
     overrides = dict(data=data, out_dir=out_dir, preset=preset, width=width, activation=activation, steps=steps,
                      stop_after=stop_after, batch_size=batch_size, lr=lr, loss=loss, precision=precision,
-                     threads=threads, seed=seed, init_from=init_from)
+                     threads=threads, seed=seed, init_from=init_from,
+                     stop_after_seconds=None if stop_after_minutes is None else 60 * stop_after_minutes)
     if config is not None:
         settings = TrainConfig.from_toml(config, **overrides)
     else:
@@ -222,13 +228,20 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.safetensors).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).")],
     full_precision: Annotated[bool, typer.Option(help="Keep fp32 weights instead of fp16.")] = False,
+    decode: Annotated[str, typer.Option(
+        help="Default decoding stored with the weights: regression, annealed (distribution head) or blend.")] = "regression",
+    temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
+    blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
 ) -> None:
     """Turn a training checkpoint into a small weights file for `colorize --model`."""
+    from cunet.colorizer import DECODINGS
     from cunet.train import export_weights
 
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
-    export_weights(checkpoint, out, half=not full_precision)
+    if decode not in DECODINGS or not 0 < temperature <= 1 or not 0 <= blend <= 1:
+        raise CunetError(f"--decode must be one of {', '.join(DECODINGS)}, --temperature in (0, 1], --blend in [0, 1]")
+    export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend)
     typer.echo(f"wrote {out}")
 
 
@@ -241,24 +254,35 @@ def _split_list(text: str, cast=str) -> list:
 
 @app.command()
 def evaluate(
-    source: Annotated[str, typer.Argument(help="A folder of colour photos or a manifest.csv (its val split).", show_default=False)],
+    data: Annotated[list[str], typer.Argument(
+        help="Folders of colour photos or manifest.csv files (their val split); several are evaluated together.",
+        show_default=False)],
     points: Annotated[str, typer.Option(help="Point counts to sweep.")] = "0,1,2,5,10,20,50",
     global_: Annotated[str, typer.Option("--global", help="Global-hint settings: none (automatic), gt (oracle histogram).")] = "none,gt",
     methods: Annotated[str, typer.Option(help="Methods: cunet, gray, reinhard, welsh, levin.")] = "cunet,gray,reinhard,welsh,levin",
     model: Annotated[Optional[Path], typer.Option(help="Weights or checkpoint file; default: the bundled model.")] = None,
+    decode: Annotated[Optional[str], typer.Option(
+        help="How cunet turns its output into colour: regression, annealed or blend (default: the model's own).")] = None,
     split: Annotated[str, typer.Option(help="Manifest split to use.")] = "val",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N photos (sorted order).")] = None,
+    by_source: Annotated[bool, typer.Option(
+        "--by-source/--pooled",
+        help="Group photos by source (manifest column, else folder) and headline the macro average; "
+        "--pooled: one group.")] = True,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N photos of each source (sorted order).")] = None,
     out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, psnr_vs_points.png.")] = Path("eval"),
 ) -> None:
     """Measure cunet and the classical baselines on photos with ground truth (256x256 protocol)."""
     from cunet.colorizer import Colorizer
-    from cunet.evaluate import evaluation_paths, evaluate as run_evaluation, write_report
+    from cunet.evaluate import evaluate as run_evaluation, evaluation_set, write_report
 
     method_list = _split_list(methods)
-    paths = evaluation_paths(source, split, limit)
-    colorizer = Colorizer.from_pretrained(model) if "cunet" in method_list else None
-    report = run_evaluation(paths, method_list, _split_list(points, int), _split_list(global_), colorizer)
+    paths, sources = evaluation_set(data, split, limit, by_source)
+    colorizer = Colorizer.from_pretrained(model, decode=decode) if "cunet" in method_list else None
+    report = run_evaluation(paths, method_list, _split_list(points, int), _split_list(global_), colorizer,
+                            sources=sources)
     report["model"] = str(model) if model else "bundled default"
+    if colorizer is not None:
+        report["decode"] = colorizer.decode
     write_report(report, out)
     typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'psnr_vs_points.png'}")
 

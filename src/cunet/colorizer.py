@@ -2,6 +2,9 @@
 
 The network runs at a working size (the scale it was trained at, short side = `working_size`),
 its a*b* is up-sampled to the photo's full size and joined with the photo's own full-resolution L*.
+A model with a distribution head offers two a*b* estimates: the regression head (the safe average
+of plausible colours) and the annealed mean of the per-pixel distribution over the a*b* bins (more
+vivid); `decode` picks one or a blend, and `distribution` gives the per-pixel probabilities.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet.errors import CunetError
+from cunet.gamut import decode_distribution
 from cunet.hints import PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo, to_pil
 from cunet.model import CUNet
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | Photo
 DEFAULT_WEIGHTS = "default.safetensors"
+DECODINGS = ("regression", "annealed", "blend")
 
 
 def bundled_weights() -> Path:
@@ -57,16 +62,33 @@ class Colorizer:
     model: CUNet
     working_size: int = 128
     info: dict = field(default_factory=dict)
+    decode: str = "regression"  # or "annealed" / "blend" (needs a distribution head)
+    temperature: float = 0.38  # of the annealed mean: 1 = the plain mean, towards 0 the mode
+    blend: float = 0.5  # share of the annealed mean in "blend"
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODINGS:
+            raise CunetError(f"decode must be one of {', '.join(DECODINGS)}, got {self.decode!r}")
+        if self.decode != "regression" and self.model.distribution is None:
+            raise CunetError(f"decode {self.decode!r} needs a model with a distribution head")
+        if not 0 < self.temperature <= 1 or not 0 <= self.blend <= 1:
+            raise CunetError("temperature must lie in (0, 1] and blend in [0, 1]")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, working_size: int | None = None) -> Colorizer:
-        """The bundled default model (path None) or a weights/checkpoint file."""
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None
+    ) -> Colorizer:
+        """The bundled default model (path None) or a weights/checkpoint file. `decode` defaults to the
+        choice stored with the weights (measured when they were exported), else the regression head."""
         path = bundled_weights() if path is None else Path(path)
         model, metadata = load_model(path)
         info = metadata.get("info", {})
         if metadata.get("kind") == "checkpoint":
             info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128)}
-        return cls(model, working_size or int(info.get("working_size", 128)), info)
+        stored = info.get("decode", {})
+        return cls(model, working_size or int(info.get("working_size", 128)), info,
+                   decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
+                   float(stored.get("blend", 0.5)))
 
     def histogram_of(self, image: ImageInput) -> torch.Tensor:
         """A colour photo's global-hint histogram, taken at the working size as in training."""
@@ -106,7 +128,31 @@ class Colorizer:
     def predict_ab(
         self, photo: Photo, points: list[PointHint], histogram, saturation: float | None, size: int
     ) -> torch.Tensor:
-        """The network's a*b* (1, 2, h, w) at the working shape for a decoded photo."""
+        """The network's a*b* (1, 2, h, w) at the working shape for a decoded photo, decoded as `decode` says."""
+        regression, logits = self._run(photo, points, histogram, saturation, size)
+        if self.decode == "regression":
+            return regression
+        annealed = decode_distribution(logits, self.temperature)
+        if self.decode == "annealed":
+            return annealed
+        return self.blend * annealed + (1 - self.blend) * regression
+
+    @torch.no_grad()
+    def distribution(
+        self, image: ImageInput, points: list[PointHint] | None = None, histogram=None,
+        saturation: float | None = None, size: int | None = None,
+    ) -> torch.Tensor:
+        """Per-pixel probabilities (Q, h, w) over the in-gamut a*b* bins (`cunet.gamut.in_gamut_bins`)
+        at the working shape: what colour suggestions read. Needs a distribution head."""
+        if self.model.distribution is None:
+            raise CunetError("this model has no distribution head (train with distribution_head = true)")
+        _, logits = self._run(load_photo(image), points or [], histogram, saturation, size or self.working_size)
+        return torch.softmax(logits[0], dim=0)
+
+    def _run(
+        self, photo: Photo, points: list[PointHint], histogram, saturation: float | None, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape."""
         if size < 16:
             raise CunetError(f"working size must be at least 16, got {size}")
         height, width = photo.rgb.shape[:2]
@@ -123,10 +169,11 @@ class Colorizer:
         except ValueError as error:
             raise CunetError(str(error)) from None
         parameter = next(self.model.parameters())
-        inputs = network_inputs(lightness, point_maps).to(parameter.device, parameter.dtype)
+        inputs = network_inputs(lightness, point_maps, self.model.config.propagated_hints)
+        inputs = inputs.to(parameter.device, parameter.dtype)
         if self.model.global_hint is None:
             global_hint = None
         else:
             global_hint = global_hint.to(parameter.device, parameter.dtype)
-        predicted, _ = self.model(inputs, global_hint)
-        return denormalize_ab(predicted.float().cpu())
+        predicted, logits = self.model(inputs, global_hint)
+        return denormalize_ab(predicted.float().cpu()), None if logits is None else logits.float().cpu()

@@ -1,4 +1,5 @@
-"""Training photos: manifests and folders, gray-photo filtering, an in-memory decoded cache, crops.
+"""Training photos: manifests and folders, their sources, gray-photo filtering, an in-memory decoded
+cache, crops, and per-source sampling.
 
 Decoding JPEGs is the slowest part of a CPU training step, so each photo is decoded once, shrunk
 to a small short side, and kept in memory; every step then only crops and flips.
@@ -7,7 +8,8 @@ to a small short side, and kept in memory; every step then only crops and flips.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,50 @@ def list_photos(source: str | Path, split: str | None = None) -> list[Path]:
     raise CunetError(f"{source}: not a folder or manifest.csv")
 
 
+def list_labelled_photos(source: str | Path, split: str | None = None) -> list[tuple[Path, str]]:
+    """Like `list_photos`, each photo with the name of its source: the manifest's `source` column,
+    else the first folder of its path below the manifest or folder (else that folder's own name)."""
+    source = Path(source)
+    if source.is_dir() and (source / "manifest.csv").is_file():
+        source = source / "manifest.csv"
+    root = source.parent if source.is_file() else source
+    labels: dict[Path, str] = {}
+    if source.is_file() and source.suffix == ".csv":
+        with source.open(newline="") as handle:
+            labels = {root / row["file"]: row["source"] for row in csv.DictReader(handle) if row.get("source")}
+    labelled = []
+    for path in list_photos(source, split):
+        if path in labels:
+            labelled.append((path, labels[path]))
+            continue
+        parts = path.relative_to(root).parts if path.is_relative_to(root) else path.parts
+        labelled.append((path, parts[0] if len(parts) > 1 else root.resolve().name))
+    return labelled
+
+
+def sampling_probabilities(labels: list[str], weights: dict[str, float] | None = None) -> np.ndarray:
+    """Each photo's chance of being drawn: uniform over photos without `weights`; with them, each
+    source's share is proportional to its weight and its photos share it equally.
+
+    `weights` must name every source of `labels` and no other, so that a typo cannot silently drop one.
+    """
+    counts = Counter(labels)
+    if not weights:
+        return np.full(len(labels), 1.0 / len(labels))
+    unknown, missing = set(weights) - set(counts), set(counts) - set(weights)
+    if unknown:
+        raise CunetError(f"source_weights names sources not in the data: {sorted(unknown)} (found {sorted(counts)})")
+    if missing:
+        raise CunetError(f"source_weights must give every source a weight; missing {sorted(missing)}")
+    if any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 for w in weights.values()):
+        raise CunetError("source_weights must be numbers >= 0")
+    total = sum(weights.values())
+    if total <= 0:
+        raise CunetError("source_weights must give at least one source a positive weight")
+    probabilities = np.array([weights[label] / total / counts[label] for label in labels])
+    return probabilities / probabilities.sum()
+
+
 def find_images(folder: Path) -> list[Path]:
     """Every image file below `folder`, recursively, sorted."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -81,12 +127,17 @@ class PhotoCache:
     dropped_gray: int = 0
     dropped_small: int = 0
     dropped_unreadable: int = 0
+    sources: list[str] = field(default_factory=list)  # each kept photo's source, when labels were given
 
     @classmethod
-    def build(cls, paths: list[Path], short_side: int, crop: int, progress: bool = True) -> PhotoCache:
+    def build(
+        cls, paths: list[Path], short_side: int, crop: int, progress: bool = True, labels: list[str] | None = None
+    ) -> PhotoCache:
         photos: list[np.ndarray] = []
+        sources: list[str] = []
         gray = small = unreadable = 0
-        for path in tqdm(paths, desc="decoding photos", unit="img", disable=not progress, leave=False):
+        for number, path in enumerate(tqdm(paths, desc="decoding photos", unit="img", disable=not progress,
+                                           leave=False)):
             try:
                 rgb = load_rgb8(path, short_side)
             except (OSError, ValueError, SyntaxError):
@@ -98,9 +149,11 @@ class PhotoCache:
                 gray += 1
             else:
                 photos.append(rgb)
+                if labels is not None:
+                    sources.append(labels[number])
         if not photos:
             raise CunetError(f"no usable training photos among {len(paths)} (too small, gray or unreadable)")
-        return cls(photos, gray, small, unreadable)
+        return cls(photos, gray, small, unreadable, sources)
 
     def __len__(self) -> int:
         return len(self.photos)

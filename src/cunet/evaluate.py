@@ -7,7 +7,10 @@ Protocol (one place, used by `cunet evaluate`, `cunet figure` and the benchmarks
   photo's index in sorted file order; each holds the patch's mean ground-truth a*b*. Sweeps are
   nested: the first 5 of 10 points are the 5-point set;
 - the global hint is "none" or "gt": the ground truth's own histogram (an oracle, as in the paper's
-  Table 10); the transfer baselines get the ground-truth photo itself as their reference then.
+  Table 10); the transfer baselines get the ground-truth photo itself as their reference then;
+- photos are grouped by source (a manifest's `source` column, else their folder) and every figure is
+  the macro average over sources, each source weighing the same, with each source's own figures
+  beside it: a pooled mean is carried by whichever source is largest or easiest (face crops).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from tqdm import tqdm
 from cunet.baselines import gray_ab, levin_ab, reinhard_ab, welsh_ab
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet.colorizer import Colorizer
-from cunet.data import list_photos, manifest_has_splits
+from cunet.data import list_labelled_photos, manifest_has_splits
 from cunet.errors import CunetError
 from cunet.hints import PointHint, encode_point_hints, ground_truth_points
 from cunet.io import load_photo, write_atomic
@@ -128,15 +131,45 @@ def settings_for(method: str, points: list[int], globals_: list[str]) -> list[tu
     return [(n, "none") for n in counts]
 
 
+def _summary(values: np.ndarray) -> dict[str, float]:
+    sem = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": float(values.mean()), "sem": sem}
+
+
+def summarise_by_source(per_photo: dict[str, list[float]], sources: list[str]) -> dict:
+    """Per-photo metric lists -> {metric: macro {mean, sem}, by_source: {source: {n, metric: {mean, sem}}},
+    pooled: {metric: {mean, sem}}}. The macro mean weighs every source the same; its standard error
+    combines the sources' (sqrt of the summed squares, over the number of sources)."""
+    labels = np.asarray(sources)
+    names = sorted(set(sources))
+    by_source = {}
+    for name in names:
+        chosen = labels == name
+        by_source[name] = {"n": int(chosen.sum())}
+        by_source[name].update({m: _summary(np.asarray(v, dtype=np.float64)[chosen]) for m, v in per_photo.items()})
+    summary: dict = {}
+    for metric in per_photo:
+        means = [by_source[name][metric]["mean"] for name in names]
+        sems = [by_source[name][metric]["sem"] for name in names]
+        summary[metric] = {"mean": float(np.mean(means)), "sem": float(np.sqrt(np.sum(np.square(sems))) / len(names))}
+    summary["by_source"] = by_source
+    summary["pooled"] = {m: _summary(np.asarray(v, dtype=np.float64)) for m, v in per_photo.items()}
+    return summary
+
+
 def evaluate(
     paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
-    progress: bool = True,
+    progress: bool = True, sources: list[str] | None = None,
 ) -> dict:
     """Run the protocol over `paths` (in the given order: index i seeds photo i's points).
 
-    Returns the report: `results` is a list of {method, points, global, n, psnr, ssim, ciede2000,
-    colorfulness, colorfulness_gt}, each metric as {mean, sem}; plus the protocol and timings.
+    `sources` names each photo's source (default: all one source). Returns the report: `results` is a
+    list of {method, points, global, n, psnr, ssim, ciede2000, colorfulness, colorfulness_gt, by_source,
+    pooled}, each metric as {mean, sem}, macro-averaged over sources; plus the protocol and timings.
     """
+    sources = list(sources) if sources is not None else ["all"] * len(paths)
+    if len(sources) != len(paths):
+        raise CunetError("give one source name per photo")
     for method in methods:
         if method not in METHODS:
             raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -168,15 +201,15 @@ def evaluate(
     results = []
     for (method, count, setting), entry in scores.items():
         result = {"method": method, "points": count, "global": setting, "n": len(entry["psnr"])}
-        for name, values in entry.items():
-            array = np.asarray(values, dtype=np.float64)
-            sem = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else 0.0
-            result[name] = {"mean": float(array.mean()), "sem": sem}
+        result.update(summarise_by_source(entry, sources))
         results.append(result)
+    counts = {name: sources.count(name) for name in sorted(set(sources))}
     return {
         "protocol": {"size": EVAL_SIZE, "resize": "PIL bicubic", "patch": PATCH, "points_rng": "default_rng(index)",
                      "global_gt": "ground-truth histogram (oracle); transfer baselines use the ground truth as reference"},
         "photos": len(paths),
+        "sources": counts,
+        "average": "macro over sources" if len(counts) > 1 else "mean over photos",
         "methods": methods,
         "points": points,
         "globals": globals_,
@@ -217,6 +250,29 @@ def markdown_report(report: dict) -> str:
     truth = results[0]["colorfulness_gt"] if results else None
     if truth:
         lines += ["", f"Ground-truth colourfulness: {truth['mean']:.1f} ± {truth['sem']:.1f}."]
+    sources = report.get("sources", {})
+    if len(sources) > 1:
+        lines += ["", f"Every figure above is the macro average over {len(sources)} sources (each weighs the same).",
+                  "", "## By source (PSNR, dB; colourfulness)", "",
+                  "| setting | " + " | ".join(f"{name} ({n})" for name, n in sources.items()) + " | macro | pooled |",
+                  "|---|" + "---|" * (len(sources) + 2)]
+        seen = set()
+        for name, control, key in rows + [("cunet", "50 points", ("cunet", 50, "none")),
+                                          ("Levin et al.", "50 points", ("levin", 50, "none"))]:
+            result = _find(results, *key)
+            if result is None or key in seen:
+                continue
+            seen.add(key)
+            cells = [f"{result['by_source'][source]['psnr']['mean']:.2f}" for source in sources]
+            lines.append(f"| {name}, {control} | " + " | ".join(cells)
+                         + f" | **{result['psnr']['mean']:.2f}** | {result['pooled']['psnr']['mean']:.2f} |")
+        automatic = _find(results, "cunet", 0, "none")
+        if automatic is not None:
+            for metric, label in (("colorfulness", "colourfulness, cunet automatic"),
+                                  ("colorfulness_gt", "colourfulness, ground truth")):
+                cells = [f"{automatic['by_source'][source][metric]['mean']:.1f}" for source in sources]
+                lines.append(f"| {label} | " + " | ".join(cells) + f" | **{automatic[metric]['mean']:.1f}** | "
+                             f"{automatic['pooled'][metric]['mean']:.1f} |")
     lines += ["", "## Every result", "", "| method | global | points | n | PSNR (dB) | SSIM | ΔE00 | colourfulness |",
               "|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["method"], r["global"], r["points"])):
@@ -273,12 +329,30 @@ def write_report(report: dict, out_dir: Path) -> None:
     plot_psnr_against_points(report, out_dir / "psnr_vs_points.png")
 
 
-def evaluation_paths(source: str | Path, split: str | None, limit: int | None) -> list[Path]:
-    """Photos to evaluate, in sorted file order (the protocol's index i)."""
-    paths = sorted(list_photos(source, split if manifest_has_splits(source) else None))
-    if not paths:
-        raise CunetError(f"{source}: no photos to evaluate")
-    return paths[:limit] if limit else paths
+def evaluation_set(
+    data: str | Path | list[str | Path], split: str | None = "val", limit: int | None = None, by_source: bool = True
+) -> tuple[list[Path], list[str]]:
+    """Photos to evaluate and their sources: each data source's photos (its `split`, where it has
+    one) in sorted file order, the data sources in the order given; the position in this list is
+    the protocol's index i. `limit` keeps the first N of each source (of all, without `by_source`).
+    """
+    photos: list[tuple[Path, str]] = []
+    for source in [data] if isinstance(data, (str, Path)) else data:
+        labelled = sorted(list_labelled_photos(source, split if manifest_has_splits(source) else None))
+        if not labelled:
+            raise CunetError(f"{source}: no photos to evaluate")
+        photos += labelled
+    if not by_source:
+        photos = [(path, "all") for path, _ in photos]
+    if limit:
+        taken: dict[str, int] = defaultdict(int)
+        kept = []
+        for path, label in photos:
+            if taken[label] < limit:
+                taken[label] += 1
+                kept.append((path, label))
+        photos = kept
+    return [path for path, _ in photos], [label for _, label in photos]
 
 
 def figure_grid(

@@ -74,6 +74,26 @@ def ab_histogram(ab: torch.Tensor) -> torch.Tensor:
     return counts / index.shape[-1]
 
 
+def smoothed_prior(histogram: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+    """An empirical a*b* distribution (Q,) smoothed by a Gaussian of `sigma` a*b* units over the bin
+    centres, renormalised (Zhang et al. 2016 use sigma = 5): a colour's mass reaches its neighbour bins,
+    so the rebalancing does not hinge on one bin's count (bins far from any seen colour stay near 0;
+    the uniform share of `rebalancing_weights` bounds their weight)."""
+    centres = in_gamut_bins()
+    kernel = torch.exp(-torch.cdist(centres, centres) ** 2 / (2 * sigma**2))
+    prior = kernel @ histogram.float()
+    return prior / prior.sum()
+
+
+def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5) -> torch.Tensor:
+    """Per-bin loss weights (Q,) that make rare (saturated) colours count: w ~ 1 / ((1 - mix) p + mix / Q),
+    scaled so that the prior's expected weight is 1 (Zhang et al. 2016, eq. 4, lambda = `mix`)."""
+    if not 0.0 <= mix <= 1.0:
+        raise ValueError(f"mix must lie in [0, 1], got {mix}")
+    weights = 1.0 / ((1 - mix) * prior + mix / prior.numel())
+    return weights / (prior * weights).sum()
+
+
 def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
     """(*, Q, H, W) logits over bins -> (*, 2, H, W) a*b* by the annealed mean (Zhang et al. 2016).
 

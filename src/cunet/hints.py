@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from cunet.color import mean_saturation, normalize_ab, normalize_l, rgb_to_lab
 from cunet.gamut import ab_histogram, num_bins
+from cunet.propagation import propagate_points
 
 MAX_PATCH = 9
 
@@ -69,9 +70,14 @@ def encode_point_hints(points: list[PointHint], height: int, width: int) -> torc
     return hints
 
 
-def network_inputs(lightness: torch.Tensor, point_maps: torch.Tensor) -> torch.Tensor:
-    """L* (B, 1, H, W) + point-hint maps (B, 3, H, W) -> the network's (B, 4, H, W) input."""
-    return torch.cat([normalize_l(lightness), point_maps], dim=1)
+def network_inputs(lightness: torch.Tensor, point_maps: torch.Tensor, propagate: bool = False) -> torch.Tensor:
+    """L* (B, 1, H, W) + point-hint maps (B, 3, H, W) -> the network's (B, 4, H, W) input, or
+    (B, 7, H, W) with the points' edge-aware spread appended (`propagate`, for models built with
+    `propagated_hints`)."""
+    channels = [normalize_l(lightness), point_maps]
+    if propagate:
+        channels.append(propagate_points(lightness, point_maps))
+    return torch.cat(channels, dim=1)
 
 
 def photo_histogram(ab: torch.Tensor) -> torch.Tensor:
@@ -118,6 +124,11 @@ class HintSimulation:
 
     point_probability: float = 1 / 8  # geometric: P(n points) = (1 - p)^n p, so 1/8 of images get none
     max_points: int = 64
+    # A share of images instead gets a dense count, uniform in [dense_min, dense_max]: the geometric
+    # law almost never shows 50 points, where classical propagation is at its best.
+    dense_probability: float = 0.0
+    dense_min: int = 20
+    dense_max: int = 100
     max_patch: int = MAX_PATCH
     histogram_probability: float = 0.5
     saturation_probability: float = 0.25
@@ -132,6 +143,8 @@ def simulate_point_hints(ab: torch.Tensor, rng: np.random.Generator, sim: HintSi
     maps = []
     for i in range(batch):
         count = min(int(rng.geometric(sim.point_probability)) - 1, sim.max_points)
+        if sim.dense_probability > 0 and rng.random() < sim.dense_probability:
+            count = int(rng.integers(sim.dense_min, sim.dense_max + 1))
         sizes = [int(s) for s in rng.integers(1, sim.max_patch + 1, size=count)]
         maps.append(encode_point_hints(ground_truth_points(ab[i], sizes, rng), height, width))
     return torch.stack(maps)

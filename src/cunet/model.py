@@ -1,7 +1,8 @@
 """CU-net (Wang, Chen, Tian 2022, Tables 5-8 as read in SPEC.md section 2), built from a config.
 
-The model maps (L, a_hint, b_hint, mask) plus an optional global-hint vector to normalised a*b*
-in [-1, 1] (tanh); `cunet.color.denormalize_ab` turns that into a*b*. It knows nothing of training.
+The model maps (L, a_hint, b_hint, mask), optionally followed by the points' edge-aware spread
+(spread a, spread b, reach: `cunet.propagation`), plus an optional global-hint vector to normalised
+a*b* in [-1, 1] (tanh); `cunet.color.denormalize_ab` turns that into a*b*. It knows nothing of training.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 ACTIVATIONS = ("sigmoid", "relu", "leaky-relu")
 NORM_POSITIONS = ("before", "after", "none")
 INPUT_CHANNELS = 4  # L, a_hint, b_hint, mask
+PROPAGATED_CHANNELS = 3  # spread a, spread b, reach
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class CUNetConfig:
         norm_position: BatchNorm "before" the activation (the paper, section 3.2.5), "after", or "none".
         global_bins: length of the histogram in the global hint (the in-gamut bin count), 0 = no branch.
         distribution_head: also predict logits over the `global_bins` a*b* bins from conv10's features.
+        propagated_hints: three more input channels, the points spread edge-aware over the photo.
     """
 
     width: int = 64
@@ -33,6 +36,11 @@ class CUNetConfig:
     norm_position: str = "before"
     global_bins: int = 261
     distribution_head: bool = False
+    propagated_hints: bool = False
+
+    @property
+    def input_channels(self) -> int:
+        return INPUT_CHANNELS + (PROPAGATED_CHANNELS if self.propagated_hints else 0)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -131,7 +139,7 @@ class CUNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.conv1 = ConvBlock(INPUT_CHANNELS, w, 2, config)
+        self.conv1 = ConvBlock(config.input_channels, w, 2, config)
         self.conv2 = ConvBlock(w, 2 * w, 2, config)
         self.conv3 = ConvBlock(2 * w, 4 * w, 2, config)
         self.conv4 = ConvBlock(4 * w, 8 * w, 2, config)
@@ -151,12 +159,19 @@ class CUNet(nn.Module):
         return self.config.global_bins + 3 if self.config.global_bins else 0
 
     def forward(
-        self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None
+        self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None,
+        distribution_at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 4, H, W) inputs (H, W multiples of 8), optional (B, Q + 3) global hint ->
-        (normalised a*b* (B, 2, H, W) in [-1, 1], bin logits (B, Q, H, W) or None)."""
-        if inputs.dim() != 4 or inputs.shape[1] != INPUT_CHANNELS:
-            raise ValueError(f"inputs must have shape (B, {INPUT_CHANNELS}, H, W), got {tuple(inputs.shape)}")
+        """(B, C, H, W) inputs (C = `config.input_channels`; H, W multiples of 8), optional (B, Q + 3)
+        global hint -> (normalised a*b* (B, 2, H, W) in [-1, 1], bin logits (B, Q, H, W) or None).
+
+        `distribution_at`, flat pixel indices (N,), evaluates the distribution head at those pixels
+        only, giving logits (B, Q, N): the head is per-pixel, and its full (B, Q, H, W) map is far
+        larger than the rest of the network's activations, so training samples pixels.
+        """
+        channels = self.config.input_channels
+        if inputs.dim() != 4 or inputs.shape[1] != channels:
+            raise ValueError(f"inputs must have shape (B, {channels}, H, W), got {tuple(inputs.shape)}")
         if inputs.shape[-1] % 8 or inputs.shape[-2] % 8:
             raise ValueError(f"height and width must be multiples of 8, got {tuple(inputs.shape[-2:])}")
         c1 = self.conv1(inputs)
@@ -170,8 +185,14 @@ class CUNet(nn.Module):
         x = self.conv7(self.conv6(self.conv5(x)))
         x = self.conv10(self.conv9(self.conv8(x, c3), c2), c1)
         ab = torch.tanh(self.out(x))
-        logits = self.distribution(x) if self.distribution is not None else None
-        return ab, logits
+        if self.distribution is None:
+            return ab, None
+        if distribution_at is None:
+            return ab, self.distribution(x)
+        features = x.flatten(2)[:, :, distribution_at]
+        weight = self.distribution.weight.flatten(1)
+        logits = torch.einsum("qc,bcn->bqn", weight.to(features.dtype), features)
+        return ab, logits + self.distribution.bias.to(logits.dtype)[:, None]
 
 
 PRESETS: dict[str, CUNetConfig] = {

@@ -1,8 +1,11 @@
-"""Training: simulated hints from ground truth, Huber/L2 on a*b*, AdamW, checkpoints, exact resume.
+"""Training: simulated hints from ground truth, Huber/L2 on a*b* (+ class-rebalanced cross-entropy
+over the a*b* bins), several data sources with sampling weights, AdamW, checkpoints, exact resume.
 
-Every random choice of step k (crops, flips, hints) comes from a generator seeded by (seed, k), and
-the photo order of epoch e from (seed, e); so a run stopped at any checkpoint and resumed takes the
-very same steps as one that never stopped.
+Every random choice of step k (which photos, crops, flips, hints) comes from a generator seeded by
+(seed, k); so a run stopped at any checkpoint and resumed takes the very same steps as one that
+never stopped. Photos are drawn with each source's share set by `source_weights`, so that a large
+source (e.g. face crops) does not fill the batches; validation reports every source and their
+macro average, the figure that is not carried by the easiest source.
 
 One process or many, the same command:
 
@@ -11,7 +14,7 @@ One process or many, the same command:
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \
         -m cunet.cli train --config c.toml                                    # 2 machines (run on each)
 
-Under torchrun each rank takes its own `batch_size` slice of every global batch, so a step sees
+Under torchrun each rank draws its own `batch_size` photos of every step, so a step sees
 batch_size x world photos; rank 0 alone logs, validates and writes checkpoints.
 """
 
@@ -37,9 +40,9 @@ from tqdm import tqdm
 from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet import distributed
-from cunet.data import PhotoCache, list_photos, manifest_has_splits
+from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sampling_probabilities
 from cunet.errors import CunetError
-from cunet.gamut import num_bins, quantize_ab
+from cunet.gamut import ab_histogram, decode_distribution, num_bins, quantize_ab, rebalancing_weights, smoothed_prior
 from cunet.hints import (
     HintSimulation,
     encode_point_hints,
@@ -48,29 +51,33 @@ from cunet.hints import (
     simulate_global_hints,
     simulate_point_hints,
 )
-from cunet.metrics import psnr
+from cunet.metrics import colorfulness, psnr
 from cunet.model import PRESETS, CUNet, CUNetConfig, build_model
 
 LAST_CHECKPOINT = "last.safetensors"
 LOG_FILE = "log.jsonl"
+CE_PIXEL_STRIDE = 16
 
 
 @dataclass
 class TrainConfig:
     """One training run. Every field can come from a TOML file and be overridden by a CLI flag."""
 
-    data: str = ""
+    data: str | list[str] = ""  # one or several manifest.csv files or photo folders
+    source_weights: dict[str, float] = field(default_factory=dict)  # empty: every photo equally likely
     out_dir: str = "runs/cunet"
     preset: str = "small"
     width: int | None = None
     activation: str | None = None
     norm_position: str | None = None
     distribution_head: bool = False
+    propagated_hints: bool = False
     crop: int = 128
     cache_short_side: int = 144
     batch_size: int = 16
     steps: int = 18000
     stop_after: int | None = None
+    stop_after_seconds: float | None = None  # stop (validate, checkpoint) once training took this long in all
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 300
@@ -78,6 +85,9 @@ class TrainConfig:
     loss: str = "huber"
     huber_delta: float = 6.0
     ce_weight: float = 0.0
+    rebalance_mix: float = 0.5  # lambda of Zhang et al. 2016: prior mixed with uniform; 1 = no rebalancing
+    prior_sigma: float = 5.0  # Gaussian smoothing of the empirical a*b* prior, in a*b* units
+    annealed_temperature: float = 0.38  # validation decodes the distribution head this way too
     precision: str = "auto"
     device: str = "auto"
     channels_last: bool = True
@@ -85,7 +95,7 @@ class TrainConfig:
     threads: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
-    val_limit: int = 128
+    val_limit: int = 128  # validation photos per source, spread over its val split
     val_every: int | None = None  # steps between validations; None = once an epoch
     val_points: int = 10
     init_from: str | None = None  # weights to start a fresh run from (fine-tuning); ignored when resuming
@@ -93,7 +103,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.hints, dict):
+            unknown = set(self.hints) - {f.name for f in fields(HintSimulation)}
+            if unknown:
+                raise CunetError(f"unknown [hints] options {sorted(unknown)}")
             self.hints = HintSimulation(**self.hints)
+        if not isinstance(self.data, (str, list)) or (isinstance(self.data, list) and
+                                                       not all(isinstance(d, str) for d in self.data)):
+            raise CunetError("data must be a path or a list of paths")
+        if not isinstance(self.source_weights, dict):
+            raise CunetError("source_weights must be a table of source = weight")
+        if self.ce_weight < 0 or not 0 <= self.rebalance_mix <= 1:
+            raise CunetError("ce_weight must be >= 0 and rebalance_mix in [0, 1]")
+        if self.ce_weight > 0 and not self.distribution_head:
+            raise CunetError("ce_weight > 0 needs distribution_head = true")
         if self.loss not in ("huber", "l2"):
             raise CunetError(f"loss must be 'huber' or 'l2', got {self.loss!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -121,7 +143,12 @@ class TrainConfig:
         changes = {
             key: getattr(self, key) for key in ("width", "activation", "norm_position") if getattr(self, key) is not None
         }
-        return replace(PRESETS[self.preset], global_bins=num_bins(), distribution_head=self.distribution_head, **changes)
+        return replace(PRESETS[self.preset], global_bins=num_bins(), distribution_head=self.distribution_head,
+                       propagated_hints=self.propagated_hints, **changes)
+
+    @property
+    def data_sources(self) -> list[str]:
+        return [self.data] if isinstance(self.data, str) else list(self.data)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -163,25 +190,51 @@ def ab_loss(config: TrainConfig, predicted: torch.Tensor, target_ab: torch.Tenso
     return F.mse_loss(predicted_ab, target_ab)
 
 
+def class_weights(cache: PhotoCache, probabilities: np.ndarray, config: TrainConfig) -> torch.Tensor:
+    """Per-bin cross-entropy weights from the a*b* prior of the photos as training draws them
+    (each photo's histogram weighted by its sampling probability), smoothed and rebalanced."""
+    prior = torch.zeros(num_bins(), dtype=torch.float64)
+    for photo, probability in zip(cache.photos, probabilities):
+        rgb = torch.from_numpy(np.ascontiguousarray(photo[::4, ::4])).permute(2, 0, 1).float() / 255.0
+        prior += probability * ab_histogram(rgb_to_lab(rgb)[1:]).double()
+    return rebalancing_weights(smoothed_prior(prior.float(), config.prior_sigma), config.rebalance_mix)
+
+
+def rebalanced_cross_entropy(logits: torch.Tensor, target_ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of bin logits (B, Q, *) against the bins of the ground truth a*b* (B, 2, *), each
+    pixel weighted by its bin's rarity (Zhang et al. 2016, eq. 2 and 4)."""
+    target = quantize_ab(target_ab.float().cpu()).to(logits.device)
+    per_pixel = F.cross_entropy(logits.float(), target, reduction="none")
+    return (per_pixel * weights.to(logits.device)[target]).mean()
+
+
 def training_step(
     model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, rgb8: torch.Tensor,
-    rng: np.random.Generator, bf16: bool,
+    rng: np.random.Generator, bf16: bool, bin_weights: torch.Tensor | None = None,
 ) -> float:
     """One optimizer step on a uint8 batch; hints are simulated on the CPU, the network runs on its device."""
     device = next(model.parameters()).device
     rgb = rgb8.float() / 255.0
     lab = rgb_to_lab(rgb)
     ab = lab[:, 1:]
-    inputs = network_inputs(lab[:, :1], simulate_point_hints(ab, rng, config.hints)).to(device)
+    point_maps = simulate_point_hints(ab, rng, config.hints)
+    inputs = network_inputs(lab[:, :1], point_maps, config.propagated_hints).to(device)
     global_hints = simulate_global_hints(ab, rgb, rng, config.hints).to(device)
     ab = ab.to(device)
     if config.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
+    pixels = None
+    if config.ce_weight > 0:
+        # The cross-entropy sees one pixel in CE_PIXEL_STRIDE (random, shared by the batch).
+        count = ab.shape[-2] * ab.shape[-1]
+        pixels = torch.from_numpy(rng.choice(count, size=count // CE_PIXEL_STRIDE, replace=False)).to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        predicted, logits = model(inputs, global_hints)
+        predicted, logits = model(inputs, global_hints, pixels)
     loss = ab_loss(config, predicted, ab)
-    if logits is not None and config.ce_weight > 0:
-        loss = loss + config.ce_weight * F.cross_entropy(logits.float(), quantize_ab(ab))
+    if logits is not None and pixels is not None:
+        weights = bin_weights if bin_weights is not None else torch.ones(num_bins())
+        sampled_ab = ab.flatten(2)[:, :, pixels][..., None]  # (B, 2, N, 1), as quantize_ab wants (*, 2, H, W)
+        loss = loss + config.ce_weight * rebalanced_cross_entropy(logits[..., None], sampled_ab, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -189,8 +242,14 @@ def training_step(
 
 
 @torch.no_grad()
-def validate(model: CUNet, squares8: torch.Tensor, points: int, seed: int = 0) -> dict[str, float]:
-    """Mean PSNR (dB) on validation squares: gray (ab = 0), automatic, and `points` 3x3 ground-truth points."""
+def validate(
+    model: CUNet, squares8: torch.Tensor, sources: list[str], points: int, seed: int = 0, temperature: float = 0.38
+) -> dict:
+    """Validation on uint8 squares: PSNR (dB) gray (ab = 0), automatic, and with `points` 3x3 ground-truth
+    points; colourfulness of the automatic output and of the truth; with a distribution head, also
+    its annealed-mean decoding. Each figure is the macro average over `sources` (one label per
+    square: every source weighs the same), and `by_source` holds each source's own means.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -202,20 +261,31 @@ def validate(model: CUNet, squares8: torch.Tensor, points: int, seed: int = 0) -
         encode_point_hints(ground_truth_points(ab[i], [3] * points, np.random.default_rng([seed, i])), size, size)
         for i in range(len(squares8))
     ])
-    results = {"gray": float(psnr(join_lab(lightness, torch.zeros_like(ab)), rgb).mean())}
+    per_photo = {"gray": psnr(join_lab(lightness, torch.zeros_like(ab)), rgb),
+                 "colorfulness_gt": torch.tensor([colorfulness(image) for image in rgb])}
     for name, maps in (("auto", torch.zeros_like(point_maps)), (f"points{points}", point_maps)):
-        outputs = []
-        for start in range(0, len(rgb), 32):
-            inputs = network_inputs(lightness[start : start + 32], maps[start : start + 32]).to(device)
-            predicted, _ = model(inputs)
-            outputs.append(join_lab(lightness[start : start + 32], denormalize_ab(predicted.float().cpu())))
-        results[name] = float(psnr(torch.cat(outputs), rgb).mean())
+        outputs, annealed = [], []
+        for start in range(0, len(rgb), 16):
+            chunk = slice(start, start + 16)
+            inputs = network_inputs(lightness[chunk], maps[chunk], model.config.propagated_hints).to(device)
+            predicted, logits = model(inputs)
+            outputs.append(join_lab(lightness[chunk], denormalize_ab(predicted.float().cpu())))
+            if logits is not None and name == "auto":
+                annealed.append(join_lab(lightness[chunk], decode_distribution(logits.float().cpu(), temperature)))
+        per_photo[name] = psnr(torch.cat(outputs), rgb)
+        if name == "auto":
+            per_photo["colorfulness_auto"] = torch.tensor([colorfulness(image) for image in torch.cat(outputs)])
+        if annealed:
+            per_photo["auto_annealed"] = psnr(torch.cat(annealed), rgb)
+            per_photo["colorfulness_annealed"] = torch.tensor([colorfulness(image) for image in torch.cat(annealed)])
     model.train(was_training)
-    return results
-
-
-def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch, 7]).permutation(count)
+    labels = np.asarray(sources)
+    by_source = {
+        source: {key: float(values[torch.from_numpy(labels == source)].float().mean()) for key, values in per_photo.items()}
+        for source in sorted(set(sources))
+    }
+    macro = {key: float(np.mean([scores[key] for scores in by_source.values()])) for key in per_photo}
+    return {**macro, "by_source": by_source}
 
 
 class _Log:
@@ -277,20 +347,34 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     network = distributed.prepare_model(model, ranks, device,
                                         find_unused=config.distribution_head and config.ce_weight == 0)
 
-    source = config.data
-    train_cache = PhotoCache.build(list_photos(source, "train" if manifest_has_splits(source) else None),
-                                   config.cache_short_side, config.crop, progress)
-    val_squares = None
-    if ranks.is_main and manifest_has_splits(source) and config.val_limit:
-        val_paths = list_photos(source, "val")
-        # An even spread over the split, not its first rows: manifests are often grouped by source.
-        val_paths = [val_paths[i] for i in np.unique(np.linspace(0, len(val_paths) - 1, config.val_limit).astype(int))]
-        val_squares = PhotoCache.build(val_paths, config.cache_short_side, config.crop, progress).center_squares(config.crop)
+    train_photos = [item for source in config.data_sources
+                    for item in list_labelled_photos(source, "train" if manifest_has_splits(source) else None)]
+    train_cache = PhotoCache.build([p for p, _ in train_photos], config.cache_short_side, config.crop, progress,
+                                   labels=[label for _, label in train_photos])
+    probabilities = sampling_probabilities(train_cache.sources, config.source_weights)
+    bin_weights = class_weights(train_cache, probabilities, config) if config.ce_weight > 0 else None
+    val_squares, val_sources = None, []
+    if ranks.is_main and config.val_limit:
+        val_photos = []
+        for source in filter(manifest_has_splits, config.data_sources):
+            labelled = list_labelled_photos(source, "val")
+            for label in sorted({label for _, label in labelled}):
+                paths = [path for path, own in labelled if own == label]
+                # An even spread over the source's split, not its first rows.
+                spread = np.unique(np.linspace(0, len(paths) - 1, min(config.val_limit, len(paths))).astype(int))
+                val_photos += [(paths[i], label) for i in spread]
+        if val_photos:
+            val_cache = PhotoCache.build([p for p, _ in val_photos], config.cache_short_side, config.crop, progress,
+                                         labels=[label for _, label in val_photos])
+            val_squares, val_sources = val_cache.center_squares(config.crop), val_cache.sources
     log = _Log(out_dir / LOG_FILE) if ranks.is_main else None
     if log:
+        shares = {label: float(probabilities[np.asarray(train_cache.sources) == label].sum())
+                  for label in sorted(set(train_cache.sources))}
         log.write(event="start", step=step, photos=len(train_cache), ranks=ranks.world,
                   dropped_gray=train_cache.dropped_gray, dropped_small=train_cache.dropped_small,
-                  dropped_unreadable=train_cache.dropped_unreadable, config=asdict(config))
+                  dropped_unreadable=train_cache.dropped_unreadable, source_shares=shares,
+                  val_photos=len(val_sources), config=asdict(config))
     bf16 = use_bf16(config.precision, device)
     global_batch = config.batch_size * ranks.world
     steps_per_epoch = max(1, len(train_cache) // global_batch)
@@ -310,24 +394,24 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     previous_handler = signal.signal(signal.SIGTERM, request_stop)
     network.train()
     bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
-    order_epoch, order = -1, None
     window_start, window_images, running = time.perf_counter(), 0, None
     try:
         while step < last_step and not stop_requested:
-            epoch, position = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                order_epoch, order = epoch, _epoch_order(config.seed, epoch, len(train_cache))
-            start = position * global_batch + ranks.rank * config.batch_size
-            indices = order[start : start + config.batch_size]
+            epoch = step // steps_per_epoch
             rng = np.random.default_rng([config.seed, step] + ([ranks.rank] if ranks.rank else []))
+            indices = rng.choice(len(train_cache), size=config.batch_size, p=probabilities)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             started = time.perf_counter()
-            loss = training_step(network, optimizer, config, train_cache.random_crops(indices, config.crop, rng), rng, bf16)
+            loss = training_step(network, optimizer, config, train_cache.random_crops(indices, config.crop, rng), rng, bf16,
+                                 bin_weights)
             if not math.isfinite(loss):
                 raise CunetError(f"loss became {loss} at step {step}; lower --lr or use --precision fp32")
             seconds += time.perf_counter() - started
             step += 1
+            out_of_time = config.stop_after_seconds is not None and seconds >= config.stop_after_seconds
+            if out_of_time:
+                last_step = step
             window_images += len(indices) * ranks.world
             running = loss if running is None else 0.95 * running + 0.05 * loss
             rate = window_images / max(1e-9, time.perf_counter() - window_start)
@@ -337,11 +421,13 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
                 log.write(event="train", step=step, epoch=epoch, loss=running, lr=learning_rate(config, step - 1),
                           images_per_s=rate, train_seconds=seconds)
                 window_start, window_images = time.perf_counter(), 0
-            if step % (config.val_every or steps_per_epoch) == 0 or step == config.steps:
+            if step % (config.val_every or steps_per_epoch) == 0 or step in (config.steps, last_step):
                 if val_squares is not None:
-                    scores = validate(model, val_squares, config.val_points, config.seed)
+                    scores = validate(model, val_squares, val_sources, config.val_points, config.seed,
+                                      config.annealed_temperature)
                     log.write(event="val", step=step, epoch=epoch, train_seconds=seconds, **scores)
-                    bar.write(f"step {step}: val PSNR " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+                    bar.write(f"step {step}: val macro " + ", ".join(
+                        f"{k} {v:.2f}" for k, v in scores.items() if k != "by_source"))
             if step % config.checkpoint_every == 0 or step == last_step:
                 save(step)
     except KeyboardInterrupt:
@@ -362,14 +448,21 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     return checkpoint
 
 
-def export_weights(checkpoint: Path, out: Path, half: bool = True) -> None:
-    """Checkpoint -> shippable weights file with the training facts a model card needs."""
+def export_weights(
+    checkpoint: Path, out: Path, half: bool = True, decode: str = "regression", temperature: float = 0.38,
+    blend: float = 0.5,
+) -> None:
+    """Checkpoint -> shippable weights file with the training facts a model card needs, and how
+    `Colorizer` should decode the model's output by default (a choice measured on val photos)."""
     model, metadata = load_model(checkpoint)
+    if decode != "regression" and model.distribution is None:
+        raise CunetError(f"decode {decode!r} needs a model with a distribution head")
     train_config = metadata["extra"].get("train_config", {})
     info = {
         "steps": metadata["step"],
         "train_seconds": metadata["extra"].get("train_seconds"),
         "working_size": train_config.get("crop", 128),
+        "decode": {"method": decode, "temperature": temperature, "blend": blend},
         "train_config": train_config,
     }
     save_weights(out, model, info, half=half)
