@@ -1,10 +1,11 @@
 """Equal-budget trials -> docs/trials.md and docs/trials.png, from the runs' own logs.
 
 Each arm is `cunet train --config configs/trials/ARM.toml --stop-after-minutes M`; this reads the
-last validation record of every run folder given (macro average over sources, each source beside
-it) and draws the validation curves against training minutes.
+last validation record of every run given (a run folder, or its log.jsonl copied to
+docs/training/trials/ARM.log.jsonl; macro average over sources, each source beside it) and draws the
+validation curves against training minutes.
 
-    python scripts/trial_table.py ../runs/trials/* --out docs/trials
+    python scripts/trial_table.py docs/training/trials/{base,ce,ce_prop,w24,w32,c176}.log.jsonl --out docs/trials
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from cunet.train import LOG_FILE, read_log
 
 
 def arm_summary(run: Path) -> dict:
-    records = read_log(run / LOG_FILE)
+    """A run folder or a log file -> the arm's name, config, validation records and speed."""
+    log = run / LOG_FILE if run.is_dir() else run
+    records = read_log(log)
     start = next(r for r in records if r["event"] == "start")
     vals = [r for r in records if r["event"] == "val"]
     trains = [r for r in records if r["event"] == "train"]
     config = start["config"]
-    return {"arm": run.name, "config": config, "vals": vals, "last": vals[-1],
+    name = run.name if run.is_dir() else run.name.removesuffix(".jsonl").removesuffix(".log")
+    return {"arm": name, "config": config, "vals": vals, "last": vals[-1],
             "images_per_s": sum(r["images_per_s"] for r in trains[-20:]) / max(1, len(trains[-20:])),
             "steps": vals[-1]["step"], "minutes": vals[-1]["train_seconds"] / 60}
 
@@ -49,7 +53,7 @@ def markdown(arms: list[dict], chosen: str | None = None, why: str = "") -> str:
              "automatic output, truth "
              f"{arms[0]['last']['colorfulness_gt']:.1f}. Commands: "
              "`cunet train --config configs/trials/ARM.toml --stop-after-minutes M`, then "
-             "`python scripts/trial_table.py ../runs/trials/* --out docs/trials`.", "",
+             "`python scripts/trial_table.py docs/training/trials/*.log.jsonl --out docs/trials` (the runs' logs).", "",
              f"| arm | what | steps | img/s | gray | automatic | annealed | {points} | colourf. auto | colourf. annealed |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for arm in arms:
@@ -97,12 +101,15 @@ def plot(arms: list[dict], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.jsonl)")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.jsonl) or log files")
     parser.add_argument("--out", type=Path, default=Path("docs/trials"), help="writes OUT.md and OUT.png")
     parser.add_argument("--chosen", default=None, help="the arm chosen for the long run")
     parser.add_argument("--why", default="", help="one paragraph: why that arm")
     args = parser.parse_args()
-    arms = [arm_summary(run) for run in args.runs if (run / LOG_FILE).is_file()]
+    missing = [str(run) for run in args.runs if not (run / LOG_FILE if run.is_dir() else run).is_file()]
+    if missing:
+        parser.error(f"no training log in {', '.join(missing)}")
+    arms = [arm_summary(run) for run in args.runs]
     text = markdown(arms, args.chosen, args.why)
     write_atomic(args.out.with_suffix(".md"), lambda handle: handle.write(text.encode()))
     plot(arms, args.out.with_suffix(".png"))

@@ -218,7 +218,8 @@ def training_step(
     lab = rgb_to_lab(rgb)
     ab = lab[:, 1:]
     point_maps = simulate_point_hints(ab, rng, config.hints)
-    inputs = network_inputs(lab[:, :1], point_maps, config.propagated_hints).to(device)
+    # On a GPU the edge-aware spread runs there too: on the CPU it would starve the GPU.
+    inputs = network_inputs(lab[:, :1].to(device), point_maps.to(device), config.propagated_hints)
     global_hints = simulate_global_hints(ab, rgb, rng, config.hints).to(device)
     ab = ab.to(device)
     if config.channels_last:
