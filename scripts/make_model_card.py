@@ -29,6 +29,11 @@ SOURCE_SETTINGS = (("automatic", "cunet", 0, "none"), ("+ histogram", "cunet", 0
                    ("Levin, 10 points", "levin", 10, "none"))
 
 
+def data_sources(train_config: dict) -> list[str]:
+    data = train_config["data"]
+    return [Path(d).parent.name if d.endswith(".csv") else Path(d).name for d in ([data] if isinstance(data, str) else data)]
+
+
 def result(report: dict, method: str, points: int, global_: str) -> dict:
     for row in report["results"]:
         if (row["method"], row["points"], row["global"]) == (method, points, global_):
@@ -69,7 +74,8 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
     hours = sum(last_train_record(log)["train_seconds"] for log in stages) / 3600
     gray = result(report, "gray", 0, "none")["psnr"]["mean"]
     lines = [
-        "# cunet default model — `small` preset",
+        f"# cunet {'default ' if weights == bundled_weights() else ''}model — "
+        f"`{train_config.get('preset', 'small')}` preset, width {config['width']}",
         "",
         "## What it is",
         f"- CU-net (SPEC.md §2) at width {config['width']}: BatchNorm before {config['activation']}, "
@@ -79,11 +85,20 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
         "a\\*b\\* is up-sampled and joined with the photo's full-resolution L\\*.",
         "",
         "## Training",
-        f"- Data: the `people` photos' train split ({first_start['photos']:,} photos after dropping "
-        f"{first_start['dropped_gray']} near-gray ones): Clothing Co-Parsing, LSP Extended, UTKFace.",
+        f"- Data: the train split of {', '.join(f'`{d}`' for d in data_sources(train_config))} "
+        f"({first_start['photos']:,} photos after dropping {first_start['dropped_gray']} near-gray ones)"
+        + (": " + ", ".join(f"{name} {share:.0%}" for name, share in first_start["source_shares"].items())
+           + " of the draws (`source_weights`)." if "source_shares" in first_start
+           else ": Clothing Co-Parsing, LSP Extended, UTKFace."),
         f"- Every stage: random {train_config['crop']}² crops of photos shrunk to a "
         f"{train_config['cache_short_side']} px short side, flips, simulated hints (SPEC.md §3), "
-        f"{train_config['loss']} loss (δ = {train_config['huber_delta']} a\\*b\\* units), bf16 autocast, "
+        f"{train_config['loss']} loss (δ = {train_config['huber_delta']} a\\*b\\* units)"
+        + (f" + {train_config['ce_weight']:g} × class-rebalanced cross-entropy over the a\\*b\\* bins "
+           f"(λ = {train_config.get('rebalance_mix', 0.5)})" if train_config.get("ce_weight") else "")
+        + (", edge-aware point spread as input" if config.get("propagated_hints") else "")
+        + (f", {train_config['hints']['dense_probability']:.0%} dense point counts"
+           if train_config.get("hints", {}).get("dense_probability") else "")
+        + ", bf16 autocast, "
         "on this project's 2-core AMD EPYC CPU (no GPU).",
         f"- {len(stages)} stages, {steps:,} steps = {steps * train_config['batch_size']:,} crops "
         f"(~{steps * train_config['batch_size'] / first_start['photos']:.0f} epochs), {hours:.2f} h inside training steps:",

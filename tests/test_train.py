@@ -8,7 +8,6 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.data import PhotoCache, list_labelled_photos, list_photos, sampling_probabilities
 from cunet.errors import CunetError
-from cunet.gamut import num_bins, quantize_ab
 from cunet.model import build_model
 from cunet.train import (
     LAST_CHECKPOINT,
@@ -17,7 +16,6 @@ from cunet.train import (
     export_weights,
     learning_rate,
     read_log,
-    rebalanced_cross_entropy,
     restore,
     train,
 )
@@ -188,16 +186,6 @@ def test_source_weights_set_each_sources_share_of_the_draws():
 def test_bad_source_weights_are_clear_errors(weights, message):
     with pytest.raises(CunetError, match=message):
         sampling_probabilities(["a", "b"], weights)
-
-
-def test_rebalanced_cross_entropy_weighs_each_pixel_by_its_bins_weight():
-    ab = torch.tensor([[[[0.0, 60.0]], [[0.0, 60.0]]]])  # (1, 2, 1, 2): gray and a saturated orange
-    logits = torch.zeros(1, num_bins(), 1, 2)
-    weights = torch.ones(num_bins())
-    plain = float(rebalanced_cross_entropy(logits, ab, weights))
-    assert plain == pytest.approx(np.log(num_bins()), rel=1e-5)
-    weights[int(quantize_ab(ab)[0, 0, 1])] = 3.0
-    assert float(rebalanced_cross_entropy(logits, ab, weights)) == pytest.approx(2 * plain, rel=1e-5)
 
 
 def test_a_run_over_weighted_sources_with_the_distribution_head_and_spread_hints(photo_folder, tmp_path):

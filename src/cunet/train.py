@@ -34,7 +34,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
@@ -42,7 +41,7 @@ from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet import distributed
 from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sampling_probabilities
 from cunet.errors import CunetError
-from cunet.gamut import ab_histogram, decode_distribution, num_bins, quantize_ab, rebalancing_weights, smoothed_prior
+from cunet.gamut import decode_distribution, num_bins
 from cunet.hints import (
     HintSimulation,
     encode_point_hints,
@@ -51,6 +50,7 @@ from cunet.hints import (
     simulate_global_hints,
     simulate_point_hints,
 )
+from cunet.losses import LOSSES, ab_loss, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
 from cunet.model import PRESETS, CUNet, CUNetConfig, build_model
 
@@ -116,7 +116,7 @@ class TrainConfig:
             raise CunetError("ce_weight must be >= 0 and rebalance_mix in [0, 1]")
         if self.ce_weight > 0 and not self.distribution_head:
             raise CunetError("ce_weight > 0 needs distribution_head = true")
-        if self.loss not in ("huber", "l2"):
+        if self.loss not in LOSSES:
             raise CunetError(f"loss must be 'huber' or 'l2', got {self.loss!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise CunetError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
@@ -182,32 +182,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def ab_loss(config: TrainConfig, predicted: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
-    """Per-pixel loss on a*b* (in a*b* units, averaged): Huber (the paper's l_delta) or L2 (eq. 22)."""
-    predicted_ab = denormalize_ab(predicted.float())
-    if config.loss == "huber":
-        return F.huber_loss(predicted_ab, target_ab, delta=config.huber_delta)
-    return F.mse_loss(predicted_ab, target_ab)
-
-
-def class_weights(cache: PhotoCache, probabilities: np.ndarray, config: TrainConfig) -> torch.Tensor:
-    """Per-bin cross-entropy weights from the a*b* prior of the photos as training draws them
-    (each photo's histogram weighted by its sampling probability), smoothed and rebalanced."""
-    prior = torch.zeros(num_bins(), dtype=torch.float64)
-    for photo, probability in zip(cache.photos, probabilities):
-        rgb = torch.from_numpy(np.ascontiguousarray(photo[::4, ::4])).permute(2, 0, 1).float() / 255.0
-        prior += probability * ab_histogram(rgb_to_lab(rgb)[1:]).double()
-    return rebalancing_weights(smoothed_prior(prior.float(), config.prior_sigma), config.rebalance_mix)
-
-
-def rebalanced_cross_entropy(logits: torch.Tensor, target_ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of bin logits (B, Q, *) against the bins of the ground truth a*b* (B, 2, *), each
-    pixel weighted by its bin's rarity (Zhang et al. 2016, eq. 2 and 4)."""
-    target = quantize_ab(target_ab.float().cpu()).to(logits.device)
-    per_pixel = F.cross_entropy(logits.float(), target, reduction="none")
-    return (per_pixel * weights.to(logits.device)[target]).mean()
-
-
 def training_step(
     model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig, rgb8: torch.Tensor,
     rng: np.random.Generator, bf16: bool, bin_weights: torch.Tensor | None = None,
@@ -231,7 +205,7 @@ def training_step(
         pixels = torch.from_numpy(rng.choice(count, size=count // CE_PIXEL_STRIDE, replace=False)).to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         predicted, logits = model(inputs, global_hints, pixels)
-    loss = ab_loss(config, predicted, ab)
+    loss = ab_loss(predicted, ab, config.loss, config.huber_delta)
     if logits is not None and pixels is not None:
         weights = bin_weights if bin_weights is not None else torch.ones(num_bins())
         sampled_ab = ab.flatten(2)[:, :, pixels][..., None]  # (B, 2, N, 1), as quantize_ab wants (*, 2, H, W)
@@ -353,7 +327,8 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     train_cache = PhotoCache.build([p for p, _ in train_photos], config.cache_short_side, config.crop, progress,
                                    labels=[label for _, label in train_photos])
     probabilities = sampling_probabilities(train_cache.sources, config.source_weights)
-    bin_weights = class_weights(train_cache, probabilities, config) if config.ce_weight > 0 else None
+    bin_weights = (class_weights(train_cache.photos, probabilities, config.prior_sigma, config.rebalance_mix)
+                   if config.ce_weight > 0 else None)
     val_squares, val_sources = None, []
     if ranks.is_main and config.val_limit:
         val_photos = []
