@@ -2,8 +2,9 @@
 lives there once), for cunet's headline settings and for each way of decoding its output.
 
 Every figure is the macro average over sources (each source weighs the same), with each source's
-own figures beside it. With a distribution head, `--decodes regression,annealed,blend` scores each
-decoding on the same photos: the measured choice that `cunet export --decode` stores with the weights.
+own figures beside it. With a distribution head, `--decodes regression,annealed:0.38,blend:0.5` scores
+each decoding (annealed:TEMPERATURE, blend:SHARE of the annealed mean) on the same photos: the measured
+choice that `cunet export --decode ... --temperature ... --blend ...` stores with the weights.
 
     python benchmarks/val_quality.py --data ../shared/data/people ../shared/data/people-scenes \
         --out benchmarks/results/val_quality.json
@@ -61,11 +62,17 @@ def main() -> None:
     decodes = args.decodes.split(",") if args.decodes else [None]
     reports = {}
     for decode in decodes:
-        colorizer = Colorizer.from_pretrained(args.model, decode=decode)
+        colorizer = Colorizer.from_pretrained(args.model, decode=decode and decode.split(":")[0])
+        if decode and ":" in decode:
+            value = float(decode.split(":")[1])
+            colorizer.temperature, colorizer.blend = (value, colorizer.blend) if colorizer.decode == "annealed" \
+                else (colorizer.temperature, value)
+        name = {"regression": "regression", "annealed": f"annealed:{colorizer.temperature:g}",
+                "blend": f"blend:{colorizer.blend:g}"}[colorizer.decode]
         report = score(colorizer, paths, sources)
         report["model"] = args.model or "bundled default"
-        reports[colorizer.decode] = report
-        print(f"\ndecode: {colorizer.decode} ({report['photos']} photos, macro over {len(report['sources'])} sources)")
+        reports[name] = report
+        print(f"\ndecode: {name} ({report['photos']} photos, macro over {len(report['sources'])} sources)")
         print("\n".join(table(report)))
     text = json.dumps({"data": args.data, "decodes": reports}, indent=2)
     write_atomic(Path(args.out), lambda handle: handle.write(text.encode() + b"\n"))
