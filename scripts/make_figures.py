@@ -69,12 +69,14 @@ def training_curves(logs: list[Path], out: Path) -> None:
     val = [r for r in records if r["event"] == "val"]
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
     loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train])
-    loss_axis.set(xlabel="step", ylabel="Huber loss on a*b* (smoothed)", title="training loss", yscale="log")
+    loss_axis.set(xlabel="step", ylabel="loss (smoothed)", title="training loss", yscale="log")
     steps = [r["step"] for r in val]
     for key, label in (("auto", "automatic"), ("points10", "10 points")):
         psnr_axis.plot(steps, [r[key] - r["gray"] for r in val], marker="o", label=label)
     psnr_axis.axhline(0, color="gray", lw=1, ls="--")
-    psnr_axis.set(xlabel="step", ylabel="PSNR gain over gray (dB)", title="validation (128 val photos, 128 px)")
+    macro = "by_source" in val[-1]
+    psnr_axis.set(xlabel="step", ylabel="PSNR gain over gray (dB)" + (", macro over sources" if macro else ""),
+                  title="validation (val photos at the training crop size)")
     for axis in (loss_axis, psnr_axis):
         for stage, boundary in enumerate(boundaries, 2):
             axis.axvline(boundary, color="black", lw=0.8, ls=":")
