@@ -29,11 +29,6 @@ from cunet.io import write_atomic
 RINGS = ((0, 1), (1, 8), (8, 16), (16, 32), (32, 64), (64, 1000))
 
 
-def ab_errors(output8: np.ndarray, truth_ab: torch.Tensor) -> np.ndarray:
-    """Per-pixel |Δa*b*| (H, W) of an 8-bit RGB output against the truth's a*b*."""
-    return (_lab_of(output8)[1:] - truth_ab).norm(dim=0).numpy()
-
-
 def measure(colorizer: Colorizer, paths: list[Path], counts: list[int]) -> dict:
     harness = Harness(colorizer)
     sums: dict = {}
@@ -42,14 +37,15 @@ def measure(colorizer: Colorizer, paths: list[Path], counts: list[int]) -> dict:
         lab = _lab_of(rgb8)
         for count in counts:
             points = protocol_points(lab[1:], count, index)
-            mask = encode_point_hints(points, *lab.shape[-2:])[2].numpy() > 0
+            maps = encode_point_hints(points, *lab.shape[-2:])
+            mask = maps[2].numpy() > 0
             distance = distance_transform_edt(~mask)
-            hint_ab = denormalize_ab(encode_point_hints(points, *lab.shape[-2:])[:2])  # the given colours
+            hint_ab = denormalize_ab(maps[:2])  # the given colours
             for method in ("cunet", "levin"):
-                output = harness.run(method, lab[:1], points, None)
-                error = ab_errors(output, lab[1:])
+                output_ab = _lab_of(harness.run(method, lab[:1], points, None))[1:]
+                error = (output_ab - lab[1:]).norm(dim=0).numpy()
                 entry = sums.setdefault(f"{method}/{count}", {"fidelity": [], "rings": {f"{a}-{b}": [] for a, b in RINGS}})
-                entry["fidelity"].append(float((_lab_of(output)[1:] - hint_ab).norm(dim=0).numpy()[mask].mean()))
+                entry["fidelity"].append(float((output_ab - hint_ab).norm(dim=0).numpy()[mask].mean()))
                 for a, b in RINGS:
                     ring = (distance >= a) & (distance < b)
                     if ring.any():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -62,11 +63,10 @@ def main() -> None:
     decodes = args.decodes.split(",") if args.decodes else [None]
     reports = {}
     for decode in decodes:
-        colorizer = Colorizer.from_pretrained(args.model, decode=decode and decode.split(":")[0])
-        if decode and ":" in decode:
-            value = float(decode.split(":")[1])
-            colorizer.temperature, colorizer.blend = (value, colorizer.blend) if colorizer.decode == "annealed" \
-                else (colorizer.temperature, value)
+        method, _, value = (decode or "").partition(":")
+        colorizer = Colorizer.from_pretrained(args.model, decode=method or None)
+        if value:  # replace() re-checks the setting
+            colorizer = replace(colorizer, **{"temperature" if method == "annealed" else "blend": float(value)})
         name = {"regression": "regression", "annealed": f"annealed:{colorizer.temperature:g}",
                 "blend": f"blend:{colorizer.blend:g}"}[colorizer.decode]
         report = score(colorizer, paths, sources)

@@ -234,13 +234,10 @@ def export(
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
 ) -> None:
     """Turn a training checkpoint into a small weights file for `colorize --model`."""
-    from cunet.colorizer import DECODINGS
     from cunet.train import export_weights
 
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
-    if decode not in DECODINGS or not 0 < temperature <= 1 or not 0 <= blend <= 1:
-        raise CunetError(f"--decode must be one of {', '.join(DECODINGS)}, --temperature in (0, 1], --blend in [0, 1]")
     export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend)
     typer.echo(f"wrote {out}")
 

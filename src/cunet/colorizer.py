@@ -32,6 +32,16 @@ DEFAULT_WEIGHTS = "default.safetensors"
 DECODINGS = ("regression", "annealed", "blend")
 
 
+def check_decoding(decode: str, temperature: float, blend: float, has_head: bool) -> None:
+    """The one rule for decoding settings: `Colorizer` applies it, and export before storing them."""
+    if decode not in DECODINGS:
+        raise CunetError(f"decode must be one of {', '.join(DECODINGS)}, got {decode!r}")
+    if decode != "regression" and not has_head:
+        raise CunetError(f"decode {decode!r} needs a model with a distribution head")
+    if not 0 < temperature <= 1 or not 0 <= blend <= 1:
+        raise CunetError("temperature must lie in (0, 1] and blend in [0, 1]")
+
+
 def bundled_weights() -> Path:
     """Path of the default model that ships inside the package."""
     return Path(str(resources.files("cunet") / "weights" / DEFAULT_WEIGHTS))
@@ -67,12 +77,7 @@ class Colorizer:
     blend: float = 0.5  # share of the annealed mean in "blend"
 
     def __post_init__(self) -> None:
-        if self.decode not in DECODINGS:
-            raise CunetError(f"decode must be one of {', '.join(DECODINGS)}, got {self.decode!r}")
-        if self.decode != "regression" and self.model.distribution is None:
-            raise CunetError(f"decode {self.decode!r} needs a model with a distribution head")
-        if not 0 < self.temperature <= 1 or not 0 <= self.blend <= 1:
-            raise CunetError("temperature must lie in (0, 1] and blend in [0, 1]")
+        check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
 
     @classmethod
     def from_pretrained(

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
+from cunet.colorizer import check_decoding
 from cunet import distributed
 from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sampling_probabilities
 from cunet.errors import CunetError
@@ -431,8 +432,7 @@ def export_weights(
     """Checkpoint -> shippable weights file with the training facts a model card needs, and how
     `Colorizer` should decode the model's output by default (a choice measured on val photos)."""
     model, metadata = load_model(checkpoint)
-    if decode != "regression" and model.distribution is None:
-        raise CunetError(f"decode {decode!r} needs a model with a distribution head")
+    check_decoding(decode, temperature, blend, model.distribution is not None)
     train_config = metadata["extra"].get("train_config", {})
     info = {
         "steps": metadata["step"],
