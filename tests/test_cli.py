@@ -83,8 +83,8 @@ def test_a_missing_input_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
 
 @pytest.mark.parametrize("points, message", [
     ("10,20", "bad point"),
-    ("10,20,red", "bad point"),
-    ("10,20,#12345g", "bad point"),
+    ("10,20,red", "bad colour 'red'"),
+    ("10,20,#12345g", "bad colour '#12345g'"),
     ("10,20,#123456,12", "point size 12 out of range"),
 ])
 def test_bad_point_syntax_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path, points, message):
@@ -100,9 +100,34 @@ def test_an_out_of_range_point_is_one_line_exit_2_and_writes_nothing(
     assert not (tmp_path / "o.png").exists()
 
 
-def test_an_unwritable_output_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
-    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "missing" / "o.png")
-    assert_one_line_error(code, err, "does not exist")
+def test_missing_output_folders_are_created(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    target = tmp_path / "new" / "deeper" / "o.png"
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", target, "--model", tiny_model_file)
+    assert code == 0 and err == "" and Image.open(target).size == (160, 120)
+    code, _, _ = run(monkeypatch, capsys, "colorize", gray_photo, "--out-dir", tmp_path / "coloured", "--model", tiny_model_file)
+    assert code == 0 and (tmp_path / "coloured" / "old.png").is_file()
+
+
+def test_an_output_under_a_file_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", gray_photo / "o.png")
+    assert_one_line_error(code, err, "is a file, not a folder")
+
+
+def test_an_unwritable_output_folder_is_reported_before_any_work(monkeypatch, capsys, gray_photo, tmp_path):
+    import tempfile
+
+    from cunet.colorizer import Colorizer
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output place was checked")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(Colorizer, "from_pretrained", no_work)
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "o.png")
+    assert_one_line_error(code, err, f"{tmp_path}: cannot write there (Permission denied)")
 
 
 def test_a_failed_write_is_one_line_exit_2_and_leaves_no_temp_file(

@@ -8,7 +8,7 @@ from PIL import Image
 from cunet.color import rgb_to_lab
 from cunet.colorizer import Colorizer, bundled_weights, working_shape
 from cunet.errors import CunetError
-from cunet.hints import PointHint
+from cunet.hints import Hints, PointHint
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_the_blend_lies_between_the_regression_and_the_annealed_mean(head_model_
 
     photo = load_photo(astronaut[::8, ::8])
     points = [PointHint(x=20, y=30, a=50.0, b=20.0)]
-    outputs = {decode: Colorizer.from_pretrained(head_model_file, decode=decode).predict_ab(photo, points, None, None, 32)
+    outputs = {decode: Colorizer.from_pretrained(head_model_file, decode=decode).predict_ab(photo, Hints(tuple(points)), size=32)
                for decode in ("regression", "annealed", "blend")}
     expected = 0.25 * outputs["annealed"] + 0.75 * outputs["regression"]
     assert torch.allclose(outputs["blend"], expected, atol=1e-4)

@@ -6,9 +6,8 @@ Bad input never produces a traceback: it is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import glob
-import json
-import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +15,16 @@ import typer
 from tqdm import tqdm
 
 from cunet.errors import CunetError
-from cunet.io import IMAGE_SUFFIXES
+from cunet.io import IMAGE_SUFFIXES, prepare_output_folder
+from cunet.train_config import TrainConfig
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"cunet {version('cunet')}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="cunet",
@@ -25,68 +33,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-POINT_PATTERN = re.compile(r"^\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*#([0-9a-fA-F]{6})\s*(?:,\s*(\d+)\s*)?$")
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Bring colour to black-and-white photos of people (CU-net, Wang et al. 2022).
+
+    Start with:  cunet colorize old-photo.jpg -o colour.png
+    """
 
 
-def parse_color(text: str) -> tuple[int, int, int]:
-    """'#rrggbb' -> (r, g, b)."""
-    match = re.fullmatch(r"#?([0-9a-fA-F]{6})", text.strip())
-    if not match:
-        raise CunetError(f"bad colour {text!r}: expected #rrggbb")
-    value = match.group(1)
-    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
-
-
-def parse_points(text: str):
-    """'x,y,#rrggbb[,size];...' -> list of PointHint (size defaults to 3 px, at most 9)."""
-    points = []
-    for part in filter(str.strip, text.split(";")):
-        match = POINT_PATTERN.match(part)
-        if not match:
-            raise CunetError(f"bad point {part.strip()!r}: expected x,y,#rrggbb[,size], e.g. 120,80,#c08060,5")
-        x, y, colour, size = match.groups()
-        points.append(_point(float(x), float(y), "#" + colour, int(size) if size else 3))
-    return points
-
-
-def _point(x: float, y: float, colour: str, size: int):
-    from cunet.hints import MAX_PATCH, PointHint  # lazily: torch makes `cunet --help` slow
-
-    if not 1 <= size <= MAX_PATCH:
-        raise CunetError(f"point size {size} out of range: use 1 to {MAX_PATCH} pixels")
-    return PointHint.from_rgb(x, y, parse_color(colour), size)
-
-
-def load_hints_file(path: Path) -> dict:
-    """A JSON hints file: {"points": [{"x", "y", "color", "size"?}], "saturation"?, "reference"?}."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as error:
-        raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise CunetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(data, dict):
-        raise CunetError(f"{path}: hints file must hold a JSON object")
-    unknown = set(data) - {"points", "saturation", "reference"}
-    if unknown:
-        raise CunetError(f"{path}: unknown hint keys {sorted(unknown)}; use points, saturation, reference")
-    hints: dict = {"points": []}
-    for i, item in enumerate(data.get("points", [])):
-        try:
-            hints["points"].append(
-                _point(float(item["x"]), float(item["y"]), str(item["color"]), int(item.get("size", 3)))
-            )
-        except (KeyError, TypeError, ValueError):
-            raise CunetError(f"{path}: point {i} needs numeric x, y and a color '#rrggbb'") from None
-    if "saturation" in data:
-        if not isinstance(data["saturation"], (int, float)) or not 0 <= data["saturation"] <= 1:
-            raise CunetError(f"{path}: saturation must be a number in [0, 1]")
-        hints["saturation"] = float(data["saturation"])
-    if "reference" in data:
-        hints["reference"] = (path.parent / str(data["reference"])).resolve()
-    return hints
+def _with_default(text: str, default) -> str:
+    """Help text ending in the default, as typer shows its own ("\\[" keeps rich from reading it as markup)."""
+    return f"{text} \\[default: {default}]"
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -119,8 +83,6 @@ def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None) -> 
             raise CunetError(f"-o/--out takes one input, got {len(inputs)}; use --out-dir for several")
         targets = [out]
     elif out_dir is not None:
-        if not out_dir.is_dir():
-            raise CunetError(f"{out_dir}: output folder does not exist")
         targets = [out_dir / f"{p.stem}.png" for p in inputs]
         if len(set(targets)) != len(targets):
             raise CunetError("two inputs share a file name; colour them into different folders")
@@ -132,53 +94,73 @@ def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None) -> 
             raise CunetError(f"{target}: would overwrite an input photo; choose another output")
         if target.suffix.lower() not in IMAGE_SUFFIXES:
             raise CunetError(f"{target}: unknown image type {target.suffix or '(none)'}; use .png, .jpg, .tif or .webp")
-        if not target.parent.is_dir():
-            raise CunetError(f"{target}: folder {target.parent} does not exist")
+    for folder in sorted({target.parent for target in targets}):
+        prepare_output_folder(folder)
     return targets
 
 
-@app.command()
+def frame_target(target: Path, frame: int) -> Path:
+    """Where frame `frame` (0-based) of a multi-frame input goes with --all-frames: NAME_frame1.png, ..."""
+    return target.with_name(f"{target.stem}_frame{frame + 1}{target.suffix}")
+
+
+COLORIZE_EPILOG = (
+    "Colour points (--points): 'x,y,#rrggbb[,size]' separated by ';', in the input's pixels "
+    "(x from the left, y from the top); size is the square patch side, a whole number from 1 to 9 "
+    "(default 3). Example: --points '120,80,#c08060,5;40,200,#2050a0'.\n\n"
+    "Hints file (--hints, JSON): {\"points\": [{\"x\": 120, \"y\": 80, \"color\": \"#c08060\", "
+    "\"size\": 5}], \"saturation\": 0.3, \"reference\": \"holiday.jpg\"}; every key is optional; "
+    "saturation is a number in [0, 1]; reference is a colour photo (relative to the hints file) "
+    "whose colours guide the result; \"histogram\" may give the 261 a*b* bin weights directly."
+)
+
+
+
+@app.command(epilog=COLORIZE_EPILOG)
 def colorize(
     inputs: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns ('scans/*.tif').", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (one input only).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Output folder; files keep their names as .png.")] = None,
-    points: Annotated[Optional[str], typer.Option(help="Colour points 'x,y,#rrggbb[,size];...' in input pixels.")] = None,
-    hints: Annotated[Optional[Path], typer.Option(help="JSON file with points, saturation and/or reference.")] = None,
-    reference: Annotated[Optional[Path], typer.Option(help="A colour photo whose colours guide the result.")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Working size (short side, px); default: the model's training scale.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Weights or checkpoint file; default: the bundled model.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (one input only); its folder is created.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        help=_with_default("Output folder (created if missing); files keep their names as .png.",
+                           "beside each input, as NAME_color.png"))] = None,
+    points: Annotated[Optional[str], typer.Option(help=_with_default("Colour points 'x,y,#rrggbb[,size];...' in input pixels (see below).", "none: automatic"))] = None,
+    hints: Annotated[Optional[Path], typer.Option(help=_with_default("JSON file with points, saturation and/or reference (see below).", "none"))] = None,
+    reference: Annotated[Optional[Path], typer.Option(help=_with_default("A colour photo whose colours guide the result.", "none"))] = None,
+    size: Annotated[Optional[int], typer.Option(
+        help=_with_default("Working size (short side, 16 to 1024 px).", "the model's training scale"))] = None,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
     decode: Annotated[Optional[str], typer.Option(
-        help="regression (safe average), annealed (vivid, from the colour distribution) or blend; "
-        "default: the model's measured choice.")] = None,
+        help=_with_default("regression (safe average), annealed (vivid, from the colour distribution) or blend.",
+                           "the model's measured choice"))] = None,
+    all_frames: Annotated[bool, typer.Option(
+        "--all-frames", help="Colour every frame of animated GIFs and multi-page TIFFs (NAME_frame1.png, ...); "
+        "otherwise the first, with a note.")] = False,
 ) -> None:
     """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
-    from cunet.colorizer import Colorizer
-    from cunet.io import load_photo, save_image_atomic
+    from cunet.colorizer import Colorizer, check_working_size
+    from cunet.hints import Hints, load_hints_file, parse_points
 
     paths = expand_inputs(inputs)
+    given = Hints(parse_points(points)) if points is not None else Hints()
+    if hints is not None:
+        given = given.merged(load_hints_file(hints))
+    if reference is not None:
+        given = given.merged(Hints(reference=reference))
+    if size is not None:
+        check_working_size(size)
     targets = output_paths(paths, out, out_dir)
-    point_list = parse_points(points) if points else []
-    extra = load_hints_file(hints) if hints else {"points": []}
-    point_list += extra["points"]
-    reference_path = reference if reference is not None else extra.get("reference")
-    if size is not None and not 16 <= size <= 4096:
-        raise CunetError(f"--size {size} out of range: use 16 to 4096")
     colorizer = Colorizer.from_pretrained(model, decode=decode)
-    histogram = colorizer.histogram_of(load_photo(reference_path)) if reference_path is not None else None
+    if given.histogram is None and given.reference is not None:  # once, not once per photo
+        given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
     if len(paths) == 1:
-        result = colorizer.colorize(paths[0], points=point_list, histogram=histogram,
-                                    saturation=extra.get("saturation"), size=size)
-        save_image_atomic(result, targets[0])
-        typer.echo(f"wrote {targets[0]}")
+        _colorize_file(colorizer, paths[0], targets[0], given, size, all_frames)
         return
     # A batch goes on past a bad photo (one error line each) and fails at the end, so that one
     # damaged scan does not stop an archive's night run.
     failures = 0
     for path, target in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo"):
         try:
-            result = colorizer.colorize(path, points=point_list, histogram=histogram,
-                                        saturation=extra.get("saturation"), size=size)
-            save_image_atomic(result, target)
+            _colorize_file(colorizer, path, target, given, size, all_frames, quiet=True)
         except CunetError as error:
             failures += 1
             tqdm.write(f"error: {error}", file=sys.stderr)
@@ -186,28 +168,56 @@ def colorize(
         raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
 
+def _colorize_file(colorizer, path: Path, target: Path, hints, size: int | None, all_frames: bool,
+                   quiet: bool = False) -> None:
+    """One input file -> its output (or one per frame); a note on stderr when frames are left out."""
+    from cunet.io import load_photo, save_image_atomic
+
+    photo = load_photo(path)
+    if photo.frames > 1 and not all_frames:
+        tqdm.write(f"note: {path} has {photo.frames} frames; colouring the first (--all-frames colours each)",
+                   file=sys.stderr)
+    frames = range(photo.frames) if all_frames else range(1)
+    for frame in frames:
+        if frame:
+            photo = load_photo(path, frame)
+        destination = frame_target(target, frame) if all_frames and photo.frames > 1 else target
+        save_image_atomic(colorizer.colorize(photo, hints, size=size), destination)
+        if not quiet:
+            typer.echo(f"wrote {destination}")
+
+
+_TRAIN_DEFAULTS = {item.name: item.default for item in fields(TrainConfig)}
+
+
+def _train_option(text: str, name: str | None = None, default: str | None = None):
+    """A train option whose help shows the default it falls back to (TrainConfig's, unless a TOML sets it)."""
+    return typer.Option(help=_with_default(text, default if default is not None else _TRAIN_DEFAULTS[name]))
+
+
 @app.command()
 def train(
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of training options (see configs/).")] = None,
-    data: Annotated[Optional[str], typer.Option(help="manifest.csv (train/val split) or a folder of colour photos.")] = None,
-    out_dir: Annotated[Optional[str], typer.Option(help="Run folder: checkpoints and log; an existing run resumes.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Model preset: small or paper.")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Override the preset's width.")] = None,
-    activation: Annotated[Optional[str], typer.Option(help="sigmoid, relu or leaky-relu.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total optimizer steps (sets the LR schedule).")] = None,
-    stop_after: Annotated[Optional[int], typer.Option(help="Stop after this many steps in this run (resume later).")] = None,
-    stop_after_minutes: Annotated[Optional[float], typer.Option(
-        help="Stop once the run has trained this long in all, resumes included (equal-budget trials).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Photos per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="huber or l2.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="auto, bf16 or fp32.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (0 = its default).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for initial weights, order, crops and hints.")] = None,
-    init_from: Annotated[Optional[str], typer.Option(help="Start a new run from these weights (fine-tuning).")] = None,
+    config: Annotated[Optional[Path], _train_option("TOML file of training options (see configs/).", default="none")] = None,
+    data: Annotated[Optional[str], typer.Option(help="manifest.csv (train/val split) or a folder of colour photos; required without --config.")] = None,
+    out_dir: Annotated[Optional[str], _train_option("Run folder: checkpoints and log; an existing run resumes.", "out_dir")] = None,
+    preset: Annotated[Optional[str], _train_option("Model preset: small or paper.", "preset")] = None,
+    width: Annotated[Optional[int], _train_option("Override the preset's width.", default="the preset's (small 16, paper 64)")] = None,
+    activation: Annotated[Optional[str], _train_option("sigmoid, relu or leaky-relu.", default="the preset's (small relu, paper sigmoid)")] = None,
+    steps: Annotated[Optional[int], _train_option("Total optimizer steps (sets the LR schedule).", "steps")] = None,
+    stop_after: Annotated[Optional[int], _train_option("Stop after this many steps in this run (resume later).", default="run to --steps")] = None,
+    stop_after_minutes: Annotated[Optional[float], _train_option(
+        "Stop once the run has trained this long in all, resumes included (equal-budget trials).",
+        default="no time limit")] = None,
+    batch_size: Annotated[Optional[int], _train_option("Photos per step.", "batch_size")] = None,
+    lr: Annotated[Optional[float], _train_option("Peak learning rate (AdamW).", "lr")] = None,
+    loss: Annotated[Optional[str], _train_option("huber or l2.", "loss")] = None,
+    precision: Annotated[Optional[str], _train_option("auto, bf16 or fp32.", "precision")] = None,
+    threads: Annotated[Optional[int], _train_option("CPU threads for PyTorch (0 = its default).", "threads")] = None,
+    seed: Annotated[Optional[int], _train_option("Seed for initial weights, order, crops and hints.", "seed")] = None,
+    init_from: Annotated[Optional[str], _train_option("Start a new run from these weights (fine-tuning).", default="random weights")] = None,
 ) -> None:
     """Train (or resume) a CU-net on colour photos with simulated hints."""
-    from cunet.train import TrainConfig, train as run_training
+    from cunet.train import train as run_training
 
     overrides = dict(data=data, out_dir=out_dir, preset=preset, width=width, activation=activation, steps=steps,
                      stop_after=stop_after, batch_size=batch_size, lr=lr, loss=loss, precision=precision,
@@ -238,6 +248,7 @@ def export(
 
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
+    prepare_output_folder(out.parent)
     export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend)
     typer.echo(f"wrote {out}")
 
@@ -257,15 +268,15 @@ def evaluate(
     points: Annotated[str, typer.Option(help="Point counts to sweep.")] = "0,1,2,5,10,20,50",
     global_: Annotated[str, typer.Option("--global", help="Global-hint settings: none (automatic), gt (oracle histogram).")] = "none,gt",
     methods: Annotated[str, typer.Option(help="Methods: cunet, gray, reinhard, welsh, levin.")] = "cunet,gray,reinhard,welsh,levin",
-    model: Annotated[Optional[Path], typer.Option(help="Weights or checkpoint file; default: the bundled model.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
     decode: Annotated[Optional[str], typer.Option(
-        help="How cunet turns its output into colour: regression, annealed or blend (default: the model's own).")] = None,
+        help=_with_default("How cunet turns its output into colour: regression, annealed or blend.", "the model's own"))] = None,
     split: Annotated[str, typer.Option(help="Manifest split to use.")] = "val",
     by_source: Annotated[bool, typer.Option(
         "--by-source/--pooled",
         help="Group photos by source (manifest column, else folder) and headline the macro average; "
         "--pooled: one group.")] = True,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N photos of each source (sorted order).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help=_with_default("Only the first N photos of each source (sorted order).", "all"))] = None,
     out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, psnr_vs_points.png.")] = Path("eval"),
 ) -> None:
     """Measure cunet and the classical baselines on photos with ground truth (256x256 protocol)."""
@@ -274,6 +285,7 @@ def evaluate(
 
     method_list = _split_list(methods)
     paths, sources = evaluation_set(data, split, limit, by_source)
+    prepare_output_folder(out)
     colorizer = Colorizer.from_pretrained(model, decode=decode) if "cunet" in method_list else None
     report = run_evaluation(paths, method_list, _split_list(points, int), _split_list(global_), colorizer,
                             sources=sources)
@@ -291,8 +303,8 @@ def figure(
     methods: Annotated[str, typer.Option(help="Methods, in column order.")] = "cunet,levin,reinhard",
     points: Annotated[int, typer.Option(help="Ground-truth points per photo (colour photos only).")] = 0,
     black_and_white: Annotated[bool, typer.Option("--bw", help="Real black-and-white photos: no ground-truth column.")] = False,
-    reference: Annotated[Optional[Path], typer.Option(help="Colour reference for the transfer baselines and cunet's global hint.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Weights or checkpoint file; default: the bundled model.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help=_with_default("Colour reference for the transfer baselines and cunet's global hint.", "none"))] = None,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
 ) -> None:
     """Side-by-side grid like the paper's Figures 13-14: input | each method | ground truth."""
     from cunet.colorizer import Colorizer
@@ -301,6 +313,7 @@ def figure(
 
     method_list = _split_list(methods)
     paths = expand_inputs(images)
+    prepare_output_folder(out.parent)
     colorizer = Colorizer.from_pretrained(model) if "cunet" in method_list else None
     grid = figure_grid(paths, method_list, colorizer, points=points, ground_truth=not black_and_white, reference=reference)
     save_image_atomic(grid, out)
@@ -361,16 +374,40 @@ def dataset_pack(
     typer.echo(f"packed {summary['photos']} photos into {out} ({summary['bytes'] / 2**20:.1f} MiB)")
 
 
-def main() -> None:
-    """Console entry point: CunetError -> one line on stderr, exit 2."""
+def _click_exceptions():
+    """typer >= 0.26 ships its own copy of click; earlier ones use click itself."""
     try:
-        app()
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def main() -> None:
+    """Console entry point: CunetError and usage mistakes -> one `error:` line on stderr, exit 2."""
+    errors = _click_exceptions()
+    try:
+        code = app(standalone_mode=False, prog_name="cunet")
     except CunetError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except errors.NoArgsIsHelpError as shown:
+        text = shown.format_message()  # typer's rich help has already printed itself and left this empty
+        if text.strip():
+            typer.echo(text)
+        sys.exit(0)
+    except errors.UsageError as error:
+        message = " ".join(error.format_message().split())
+        command = error.ctx.command_path if error.ctx else "cunet"
+        typer.echo(f"error: {message} (see '{command} --help')", err=True)
+        sys.exit(2)
+    except errors.ClickException as error:
+        typer.echo(f"error: {' '.join(error.format_message().split())}", err=True)
+        sys.exit(2)
+    except (KeyboardInterrupt, errors.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

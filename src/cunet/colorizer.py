@@ -20,16 +20,23 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.color import denormalize_ab, join_lab, rgb_to_lab
+from cunet.color import denormalize_ab, rgb_to_lab
 from cunet.errors import CunetError
 from cunet.gamut import decode_distribution
-from cunet.hints import PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
-from cunet.io import Photo, load_photo, to_pil
+from cunet.hints import Hints, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
+from cunet.io import Photo, load_photo
+from cunet.join import join_full_resolution
 from cunet.model import CUNet
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | Photo
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Photo
 DEFAULT_WEIGHTS = "default.safetensors"
 DECODINGS = ("regression", "annealed", "blend")
+#: Working short sides users may ask for: below 16 the three poolings leave nothing; above 1024 the
+#: network's activations alone pass several GB, for no gain from a model trained at 128-256.
+WORKING_SIZE_RANGE = (16, 1024)
+#: The working shape's long side is at most this many times its short side: a 3 x 20000 strip is run
+#: at 8 x 1024 instead of 128 x 853,336.
+MAX_WORKING_ASPECT = 8
 
 
 def check_decoding(decode: str, temperature: float, blend: float, has_head: bool) -> None:
@@ -47,9 +54,20 @@ def bundled_weights() -> Path:
     return Path(str(resources.files("cunet") / "weights" / DEFAULT_WEIGHTS))
 
 
+def check_working_size(size) -> int:
+    """A working short side: a whole number in WORKING_SIZE_RANGE."""
+    low, high = WORKING_SIZE_RANGE
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= size <= high:
+        raise CunetError(f"working size must be a whole number of pixels from {low} to {high}, got {size!r}")
+    return int(size)
+
+
 def working_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(h, w) with the short side near `short_side`, aspect kept, both multiples of 8 (three 2x poolings)."""
-    scale = short_side / min(height, width)
+    """(h, w) with the short side near `short_side`, aspect kept, both multiples of 8 (three 2x poolings).
+
+    The long side is capped at MAX_WORKING_ASPECT x short_side, so very thin photos stay small.
+    """
+    scale = min(short_side / min(height, width), MAX_WORKING_ASPECT * short_side / max(height, width))
     return (max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8))
 
 
@@ -78,6 +96,7 @@ class Colorizer:
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
+        self.working_size = check_working_size(self.working_size)
 
     @classmethod
     def from_pretrained(
@@ -101,11 +120,24 @@ class Colorizer:
         small = _resize(rgb, working_shape(*rgb.shape[-2:], self.working_size))
         return photo_histogram(rgb_to_lab(small)[0, 1:])
 
+    def global_histogram(self, hints: Hints) -> torch.Tensor | None:
+        """The histogram the network gets: the given one, else the reference photo's, else none."""
+        if hints.histogram is not None:
+            return hints.histogram
+        if hints.reference is not None:
+            try:
+                return self.histogram_of(hints.reference)
+            except CunetError as error:
+                raise CunetError(f"reference: {error}") from None
+        return None
+
     @torch.no_grad()
     def colorize(
         self,
         image: ImageInput,
-        points: list[PointHint] | None = None,
+        hints: Hints | None = None,
+        *,
+        points: list | None = None,
         histogram: torch.Tensor | np.ndarray | None = None,
         saturation: float | None = None,
         reference: ImageInput | None = None,
@@ -114,27 +146,43 @@ class Colorizer:
         """Colour a photo; returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size.
 
         Args:
-            image: path, PIL image, or array (gray, RGB, RGBA; uint8, uint16 or float in [0, 1]).
-            points: colour points in the input's pixel coordinates.
+            image: path, encoded bytes, PIL image, or array (gray, RGB, RGBA; uint8, uint16 or float in [0, 1]).
+            hints: a validated `Hints`; or give its parts as the keywords below (not both).
+            points: colour points in the input's pixel coordinates: PointHint or (x, y, '#rrggbb'[, size]).
             histogram: a global a*b* histogram over the in-gamut bins (overrides `reference`).
             saturation: a global mean saturation in [0, 1].
-            reference: a colour photo whose colour histogram becomes the global hint.
+            reference: a colour photo (path or image) whose colour histogram becomes the global hint.
             size: working short side (default: the model's training scale).
+
+        Bad input of any kind raises CunetError with a message meant for the user.
         """
         photo = load_photo(image)
-        if reference is not None and histogram is None:
-            histogram = self.histogram_of(reference)
-        ab = self.predict_ab(photo, points or [], histogram, saturation, size or self.working_size)
-        rgb = _photo_tensor(photo)
-        lightness = rgb_to_lab(rgb)[:, :1]
-        colour = join_lab(lightness, _resize(ab, tuple(lightness.shape[-2:])))
-        return to_pil(colour[0].permute(1, 2, 0).numpy(), photo.alpha)
+        hints = self._hints(hints, points, histogram, saturation, reference)
+        ab = self.predict_ab(photo, hints, size=size)
+        rgb8 = join_full_resolution(photo.rgb, ab)
+        if photo.alpha is None:
+            return Image.fromarray(rgb8)
+        alpha = np.clip(np.rint(photo.alpha * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.dstack([rgb8, alpha]))
 
-    def predict_ab(
-        self, photo: Photo, points: list[PointHint], histogram, saturation: float | None, size: int
-    ) -> torch.Tensor:
+    def _hints(self, hints, points, histogram, saturation, reference) -> Hints:
+        """The keyword form of the hints -> one validated Hints (a reference image becomes its histogram)."""
+        given = any(value is not None for value in (points, histogram, saturation, reference))
+        if hints is not None:
+            if not isinstance(hints, Hints):
+                raise CunetError(f"hints must be a cunet.hints.Hints, got {type(hints).__name__}")
+            if given:
+                raise CunetError("give either hints or points/histogram/saturation/reference, not both")
+            return hints
+        if points is not None and not isinstance(points, (list, tuple)):
+            raise CunetError(f"points must be a list of points, got {type(points).__name__}")
+        if reference is not None and histogram is None and not isinstance(reference, (str, os.PathLike)):
+            histogram, reference = self.histogram_of(reference), None
+        return Hints(tuple(points or ()), histogram, saturation, reference)
+
+    def predict_ab(self, photo: Photo, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
         """The network's a*b* (1, 2, h, w) at the working shape for a decoded photo, decoded as `decode` says."""
-        regression, logits = self._run(photo, points, histogram, saturation, size)
+        regression, logits = self._run(photo, hints or Hints(), size)
         if self.decode == "regression":
             return regression
         annealed = decode_distribution(logits, self.temperature)
@@ -143,36 +191,27 @@ class Colorizer:
         return self.blend * annealed + (1 - self.blend) * regression
 
     @torch.no_grad()
-    def distribution(
-        self, image: ImageInput, points: list[PointHint] | None = None, histogram=None,
-        saturation: float | None = None, size: int | None = None,
-    ) -> torch.Tensor:
+    def distribution(self, image: ImageInput, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
         """Per-pixel probabilities (Q, h, w) over the in-gamut a*b* bins (`cunet.gamut.in_gamut_bins`)
         at the working shape: what colour suggestions read. Needs a distribution head."""
         if self.model.distribution is None:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
-        _, logits = self._run(load_photo(image), points or [], histogram, saturation, size or self.working_size)
+        _, logits = self._run(load_photo(image), hints or Hints(), size)
         return torch.softmax(logits[0], dim=0)
 
-    def _run(
-        self, photo: Photo, points: list[PointHint], histogram, saturation: float | None, size: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run(self, photo: Photo, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape."""
-        if size < 16:
-            raise CunetError(f"working size must be at least 16, got {size}")
+        size = self.working_size if size is None else check_working_size(size)
         height, width = photo.rgb.shape[:2]
-        for point in points:
+        for point in hints.points:
             if not point.inside(width, height):
                 raise CunetError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
         shape = working_shape(height, width, size)
         small = _resize(_photo_tensor(photo), shape)
         lightness = rgb_to_lab(small)[:, :1]
-        scaled = [p.scaled(shape[1] / width, shape[0] / height) for p in points]
+        scaled = [p.scaled(shape[1] / width, shape[0] / height) for p in hints.points]
         point_maps = encode_point_hints(scaled, *shape)[None]
-        try:
-            global_hint = encode_global_hint(histogram, saturation)[None]
-        except ValueError as error:
-            raise CunetError(str(error)) from None
+        global_hint = encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
         parameter = next(self.model.parameters())
         inputs = network_inputs(lightness, point_maps, self.model.config.propagated_hints)
         inputs = inputs.to(parameter.device, parameter.dtype)

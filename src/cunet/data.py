@@ -140,7 +140,7 @@ class PhotoCache:
                                            leave=False)):
             try:
                 rgb = load_rgb8(path, short_side)
-            except (OSError, ValueError, SyntaxError):
+            except (OSError, ValueError, SyntaxError, CunetError):
                 unreadable += 1
                 continue
             if min(rgb.shape[:2]) < crop:

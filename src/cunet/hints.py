@@ -3,26 +3,84 @@
 Local hints (Zhang et al. 2017): an a*b* map and a mask, both zero except in small square patches
 where a colour was given. Global hint: an a*b* histogram over the in-gamut bins and/or a mean
 saturation, each with an "is given" flag so that "not given" differs from "gray".
+
+This module owns the one validated hint value, `Hints`: the CLI's text and JSON formats, the web
+app and the Python API only produce it, so every front end accepts and refuses the same things with
+the same messages.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cunet.color import mean_saturation, normalize_ab, normalize_l, rgb_to_lab
+from cunet.errors import CunetError
 from cunet.gamut import ab_histogram, num_bins
 from cunet.propagation import propagate_points
+from cunet.train_config import HintSimulation
 
 MAX_PATCH = 9
+AB_LIMIT = 128.0
+POINT_SYNTAX = "x,y,#rrggbb[,size]"
+HINT_KEYS = ("points", "saturation", "reference", "histogram")
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_POINT_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*(#?\w+)\s*(?:,\s*(\S+?)\s*)?$")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_coordinate(value, what: str) -> float:
+    """A finite pixel coordinate (int or float, not bool) -> float."""
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise CunetError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_patch_size(value, what: str = "size") -> int:
+    """A point's square patch side: a whole number of pixels from 1 to MAX_PATCH (2.7 and True are refused)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        if not (_is_number(value) and float(value).is_integer()):
+            raise CunetError(f"{what} must be a whole number of pixels from 1 to {MAX_PATCH}, got {value!r}")
+    if not 1 <= int(value) <= MAX_PATCH:
+        raise CunetError(f"{what} {int(value)} out of range: use 1 to {MAX_PATCH} pixels")
+    return int(value)
+
+
+def parse_color(value) -> tuple[int, int, int]:
+    """'#rrggbb', '#rgb' (as in CSS) or an (r, g, b) triple of 0-255 integers -> (r, g, b)."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})", value.strip())
+        if match:
+            digits = match.group(1)
+            if len(digits) == 3:
+                digits = "".join(c * 2 for c in digits)
+            return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    elif isinstance(value, (tuple, list, np.ndarray)) and len(value) == 3:
+        if all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
+            return int(value[0]), int(value[1]), int(value[2])
+    raise CunetError(f"bad colour {value!r}: expected '#rrggbb' (or r, g, b in 0-255)")
 
 
 @dataclass(frozen=True)
 class PointHint:
-    """One user colour point: centre (x, y) in pixels, an a*b* colour, a square patch of `size` px."""
+    """One user colour point: centre (x, y) in pixels, an a*b* colour, a square patch of `size` px.
+
+    Every way of making one is checked here, so a bad point is a CunetError naming the problem.
+    """
 
     x: float
     y: float
@@ -30,10 +88,22 @@ class PointHint:
     b: float
     size: int = 3
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "x", check_coordinate(self.x, "point x"))
+        object.__setattr__(self, "y", check_coordinate(self.y, "point y"))
+        for name in ("a", "b"):
+            value = getattr(self, name)
+            if not _is_number(value) or not -AB_LIMIT <= float(value) <= AB_LIMIT:
+                raise CunetError(f"point {name}* must be a number in [-128, 128], got {value!r}")
+            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "size", check_patch_size(self.size, "point size"))
+
     @classmethod
-    def from_rgb(cls, x: float, y: float, rgb: tuple[int, int, int], size: int = 3) -> PointHint:
-        """A point whose colour is an 8-bit sRGB triple; only its a*b* is kept (L comes from the photo)."""
-        lab = rgb_to_lab(torch.tensor(rgb, dtype=torch.float32).view(3, 1, 1) / 255.0).flatten()
+    def from_rgb(cls, x: float, y: float, rgb, size: int = 3) -> PointHint:
+        """A point whose colour is '#rrggbb' or an 8-bit sRGB triple; only its a*b* is kept (L comes from
+        the photo)."""
+        red, green, blue = parse_color(rgb)
+        lab = rgb_to_lab(torch.tensor([red, green, blue], dtype=torch.float32).view(3, 1, 1) / 255.0).flatten()
         return cls(x=x, y=y, a=float(lab[1]), b=float(lab[2]), size=size)
 
     def inside(self, width: int, height: int) -> bool:
@@ -41,10 +111,177 @@ class PointHint:
         return 0 <= np.floor(self.x + 0.5) < width and 0 <= np.floor(self.y + 0.5) < height
 
     def scaled(self, scale_x: float, scale_y: float) -> PointHint:
-        """The same point on an image resized by (scale_x, scale_y); the patch never shrinks below 1 px."""
-        size = max(1, round(self.size * min(scale_x, scale_y)))
+        """The same point on an image resized by (scale_x, scale_y); the patch stays within 1..MAX_PATCH px,
+        the sides the network was trained with."""
+        size = min(MAX_PATCH, max(1, round(self.size * min(scale_x, scale_y))))
         # Pixel centres sit at i + 0.5, so they map through (i + 0.5) * scale - 0.5.
         return PointHint((self.x + 0.5) * scale_x - 0.5, (self.y + 0.5) * scale_y - 0.5, self.a, self.b, size)
+
+
+def as_point(value, what: str = "point") -> PointHint:
+    """A PointHint, or an (x, y, colour[, size]) tuple as a Python user would write it -> PointHint."""
+    if isinstance(value, PointHint):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) in (3, 4):
+        size = value[3] if len(value) == 4 else 3
+        return _checked_point(lambda: PointHint.from_rgb(value[0], value[1], value[2], size), what)
+    raise CunetError(f"{what}: expected a PointHint or (x, y, '#rrggbb'[, size]), got {value!r}")
+
+
+def _checked_point(make, what: str) -> PointHint:
+    try:
+        return make()
+    except CunetError as error:
+        raise CunetError(f"{what}: {error}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Hints:
+    """Everything a user can tell the network, validated: colour points (in the photo's pixels), a
+    global a*b* histogram over the in-gamut bins, a mean saturation in [0, 1], and/or a reference
+    colour photo (its histogram becomes the global hint unless `histogram` is given)."""
+
+    points: tuple[PointHint, ...] = ()
+    histogram: torch.Tensor | None = None
+    saturation: float | None = None
+    reference: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.points, (tuple, list)):
+            raise CunetError(f"points must be a list of points, got {type(self.points).__name__}")
+        object.__setattr__(self, "points", tuple(as_point(p, f"point {i}") for i, p in enumerate(self.points)))
+        if self.histogram is not None:
+            object.__setattr__(self, "histogram", check_histogram(self.histogram))
+        if self.saturation is not None:
+            object.__setattr__(self, "saturation", check_saturation(self.saturation))
+        if self.reference is not None:
+            if not isinstance(self.reference, (str, os.PathLike)) or not str(self.reference).strip():
+                raise CunetError(f"reference must be the path of a colour photo, got {self.reference!r}")
+            object.__setattr__(self, "reference", Path(self.reference))
+
+    def merged(self, other: Hints) -> Hints:
+        """These hints plus `other`'s: points are added after ours, other global hints win where given."""
+        return Hints(
+            self.points + other.points,
+            other.histogram if other.histogram is not None else self.histogram,
+            other.saturation if other.saturation is not None else self.saturation,
+            other.reference if other.reference is not None else self.reference,
+        )
+
+    def to_json(self) -> dict:
+        """The hints-file form that `hints_from_json` reads back; points keep their exact a*b*."""
+        data: dict = {"points": [{"x": p.x, "y": p.y, "a": p.a, "b": p.b, "size": p.size} for p in self.points]}
+        if self.histogram is not None:
+            data["histogram"] = [float(v) for v in self.histogram]
+        if self.saturation is not None:
+            data["saturation"] = self.saturation
+        if self.reference is not None:
+            data["reference"] = str(self.reference)
+        return data
+
+
+def check_saturation(value, what: str = "saturation") -> float:
+    """A mean saturation: a number (not a bool) in [0, 1]."""
+    if not _is_number(value) or not 0.0 <= float(value) <= 1.0:
+        raise CunetError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_histogram(value, what: str = "histogram") -> torch.Tensor:
+    """A global a*b* histogram: num_bins() finite non-negative numbers with a positive sum -> float tensor."""
+    try:
+        histogram = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=torch.float32).flatten()
+    except (TypeError, ValueError):
+        raise CunetError(f"{what} must be a list of {num_bins()} numbers") from None
+    if isinstance(value, (str, bytes)) or histogram.numel() != num_bins():
+        raise CunetError(f"{what} must have {num_bins()} bins (the in-gamut a*b* bins), got {histogram.numel()}")
+    if not bool(torch.isfinite(histogram).all()) or bool((histogram < 0).any()) or float(histogram.sum()) <= 0:
+        raise CunetError(f"{what} must be non-negative with a positive sum")
+    return histogram
+
+
+def parse_points(text: str, origin: str = "--points") -> tuple[PointHint, ...]:
+    """'x,y,#rrggbb[,size];...' -> points (size defaults to 3 px, at most 9). An empty list is an error:
+    it is almost always a quoting mistake."""
+    parts = [part for part in text.split(";") if part.strip()]
+    if not parts:
+        raise CunetError(f"{origin}: no points in {text!r}; expected {POINT_SYNTAX};...")
+    points = []
+    for part in parts:
+        match = _POINT_PATTERN.match(part)
+        if not match:
+            raise CunetError(f"{origin}: bad point {part.strip()!r}: expected {POINT_SYNTAX}, e.g. 120,80,#c08060,5")
+        x, y, colour, size = match.groups()
+        where = f"{origin}: point {part.strip()!r}"
+        points.append(_checked_point(lambda: PointHint.from_rgb(float(x), float(y), colour, size or 3), where))
+    return tuple(points)
+
+
+def _point_from_json(item, where: str) -> PointHint:
+    if not isinstance(item, dict):
+        raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {item!r}")
+    unknown = set(item) - {"x", "y", "color", "size", "a", "b"}
+    if unknown:
+        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use x, y, color (or a, b), size")
+    if "x" not in item or "y" not in item:
+        raise CunetError(f"{where}: needs x and y")
+    size = item.get("size", 3)
+    if "color" in item:
+        return _checked_point(lambda: PointHint.from_rgb(item["x"], item["y"], item["color"], size), where)
+    if "a" in item and "b" in item:
+        return _checked_point(lambda: PointHint(item["x"], item["y"], item["a"], item["b"], size), where)
+    raise CunetError(f"{where}: needs a color '#rrggbb'")
+
+
+def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hints:
+    """A decoded hints document -> Hints. `origin` names the file in every message; a relative
+    reference path is taken from `base` (the hints file's folder).
+
+    {"points": [{"x", "y", "color" | "a" and "b", "size"?}, ...], "saturation"?, "reference"?, "histogram"?}
+    """
+    if not isinstance(data, dict):
+        raise CunetError(f"{origin}: hints must be a JSON object with any of {', '.join(HINT_KEYS)}")
+    unknown = set(data) - set(HINT_KEYS)
+    if unknown:
+        raise CunetError(f"{origin}: unknown hint keys {sorted(unknown)}; use {', '.join(HINT_KEYS)}")
+    items = data.get("points", [])
+    if not isinstance(items, list):
+        raise CunetError(f"{origin}: points must be a list of objects, got {items!r}")
+    points = tuple(_point_from_json(item, f"{origin}: points[{i}]") for i, item in enumerate(items))
+    saturation = histogram = reference = None
+    if "saturation" in data:
+        saturation = check_saturation(data["saturation"], f"{origin}: saturation")
+    if "histogram" in data:
+        histogram = check_histogram(data["histogram"], f"{origin}: histogram")
+    if "reference" in data:
+        if not isinstance(data["reference"], str) or not data["reference"].strip():
+            raise CunetError(f"{origin}: reference must be the path of a colour photo, got {data['reference']!r}")
+        reference = Path(data["reference"])
+        if base is not None and not reference.is_absolute():
+            reference = base / reference
+        if not reference.is_file():
+            raise CunetError(f"{origin}: reference {str(reference)!r}: no such file")
+    return Hints(points, histogram, saturation, reference)
+
+
+def load_hints_file(path: str | os.PathLike) -> Hints:
+    """A JSON hints file -> Hints; every error names the file and the hint."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise CunetError(f"{path}: is a folder, not a hints file") from None
+    except OSError as error:
+        raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise CunetError(f"{path}: not a text (UTF-8 JSON) file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CunetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise CunetError(f"{path}: JSON nested too deeply") from None
+    return hints_from_json(data, str(path), path.parent)
 
 
 def _patch_bounds(center: float, size: int, extent: int) -> tuple[int, int]:
@@ -61,7 +298,7 @@ def encode_point_hints(points: list[PointHint], height: int, width: int) -> torc
     hints = torch.zeros(3, height, width)
     for point in points:
         if not point.inside(width, height):
-            raise ValueError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
+            raise CunetError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
         y0, y1 = _patch_bounds(point.y, point.size, height)
         x0, x1 = _patch_bounds(point.x, point.size, width)
         hints[0, y0:y1, x0:x1] = normalize_ab(torch.tensor(point.a))
@@ -102,36 +339,13 @@ def encode_global_hint(histogram: torch.Tensor | None = None, saturation: float 
     vector = torch.zeros(global_hint_size())
     q = num_bins()
     if histogram is not None:
-        histogram = torch.as_tensor(histogram, dtype=torch.float32).flatten()
-        if histogram.numel() != q:
-            raise ValueError(f"histogram must have {q} bins, got {histogram.numel()}")
-        total = float(histogram.sum())
-        if total <= 0 or bool((histogram < 0).any()):
-            raise ValueError("histogram must be non-negative with a positive sum")
-        vector[:q] = histogram / total
+        histogram = check_histogram(histogram)
+        vector[:q] = histogram / float(histogram.sum())
         vector[q] = 1.0
     if saturation is not None:
-        if not 0.0 <= saturation <= 1.0:
-            raise ValueError(f"saturation must lie in [0, 1], got {saturation}")
-        vector[q + 1] = saturation
+        vector[q + 1] = check_saturation(saturation)
         vector[q + 2] = 1.0
     return vector
-
-
-@dataclass(frozen=True)
-class HintSimulation:
-    """How training simulates users from the ground truth (SPEC.md section 3)."""
-
-    point_probability: float = 1 / 8  # geometric: P(n points) = (1 - p)^n p, so 1/8 of images get none
-    max_points: int = 64
-    # A share of images instead gets a dense count, uniform in [dense_min, dense_max]: the geometric
-    # law almost never shows 50 points, where classical propagation is at its best.
-    dense_probability: float = 0.0
-    dense_min: int = 20
-    dense_max: int = 100
-    max_patch: int = MAX_PATCH
-    histogram_probability: float = 0.5
-    saturation_probability: float = 0.25
 
 
 def simulate_point_hints(ab: torch.Tensor, rng: np.random.Generator, sim: HintSimulation) -> torch.Tensor:

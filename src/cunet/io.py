@@ -7,8 +7,11 @@ the picture as a person sees it.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from cunet.errors import CunetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-Image.MAX_IMAGE_PIXELS = 200_000_000
+#: The one pixel limit for photos cunet colours: 150 MP holds a 14000 x 10000 scan and stays within
+#: about 3 GB of memory (the photo as float plus strips of the full-resolution join).
+MAX_PIXELS = 150_000_000
 
 
 def _read_umask() -> int:
@@ -36,6 +41,7 @@ class Photo:
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
+    frames: int = 1  # frames in the file it came from (animated GIF, multi-page TIFF); this is one of them
 
     @property
     def size(self) -> tuple[int, int]:
@@ -51,10 +57,10 @@ def _from_array(array: np.ndarray) -> Photo:
         raise CunetError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise CunetError(f"image is empty: shape {array.shape}")
-    if array.dtype == np.uint8:
-        values = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        values = array.astype(np.float32) / 65535.0
+    check_pixel_count(array.shape[1], array.shape[0], "image array")
+    if array.dtype in (np.uint8, np.uint16):
+        values = array.astype(np.float32)  # scaled in place: a 96 MP photo has no room for a second float copy
+        values *= np.float32(1.0 / np.iinfo(array.dtype).max)
     elif np.issubdtype(array.dtype, np.floating):
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
@@ -70,8 +76,26 @@ def _from_array(array: np.ndarray) -> Photo:
     return Photo(np.ascontiguousarray(values), alpha)
 
 
+def check_pixel_count(width: int, height: int, name: str) -> None:
+    """The one pixel limit, for files (checked from the header, before decoding) and arrays alike."""
+    if width * height > MAX_PIXELS:
+        raise CunetError(f"{name}: image too large ({width * height / 1e6:.0f} MP, {width}x{height}; "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP)")
+
+
 def _from_pil(image: Image.Image) -> Photo:
-    image = ImageOps.exif_transpose(image)
+    check_pixel_count(image.width, image.height, "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's notes on odd EXIF or palettes are not the user's business
+            return _convert_pil(ImageOps.exif_transpose(image))
+    except CunetError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError) as error:
+        raise CunetError(f"image of mode {image.mode}: cannot be read as a photo ({error})") from None
+
+
+def _convert_pil(image: Image.Image) -> Photo:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(image, dtype=np.float32)
@@ -79,30 +103,78 @@ def _from_pil(image: Image.Image) -> Photo:
         return _from_array(np.clip(values / top, 0.0, 1.0))
     if mode == "F":
         return _from_array(np.asarray(image, dtype=np.float32))
-    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
-    converted = image.convert("RGBA" if has_alpha else "RGB")
-    return _from_array(np.asarray(converted))
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    target = "RGBA" if has_alpha else "RGB"
+    return _from_array(np.asarray(image if mode == target else image.convert(target)))
 
 
-def load_photo(source: str | os.PathLike | Image.Image | np.ndarray) -> Photo:
-    """A path, PIL image or numpy array -> Photo. Unreadable input raises CunetError."""
+def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+    """Open a photo file (or its bytes) lazily, refusing one over MAX_PIXELS from its header alone.
+
+    PIL's own decompression-bomb warning is silenced for this call only (its global limit is left
+    as it is for other code in the process): cunet's limit is the one users see.
+    """
+    name = name or (f"{len(source)}-byte image" if isinstance(source, (bytes, bytearray)) else str(source))
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's bomb warning among them: cunet's limit is checked below
+            image = Image.open(handle)
+    except Image.DecompressionBombError as error:  # PIL's own hard stop, at twice its warning size
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} MP" if pixels else "too many pixels"
+        raise CunetError(f"{name}: image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
+    try:
+        check_pixel_count(image.width, image.height, name)
+    except CunetError:
+        image.close()
+        raise
+    return image
+
+
+def load_photo(source, frame: int = 0) -> Photo:
+    """A path, encoded bytes, PIL image or numpy array -> Photo. Unreadable input raises CunetError.
+
+    Files with several frames (animated GIF, multi-page TIFF) give `frame` (the first by default);
+    `Photo.frames` says how many there are.
+    """
     if isinstance(source, Photo):
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, Image.Image):
         return _from_pil(source)
-    path = Path(source)
-    if not path.is_file():
-        raise CunetError(f"{path}: no such file")
+    if isinstance(source, (bytes, bytearray)):
+        name = f"{len(source)}-byte image"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = str(path)
+        if path.is_dir():
+            raise CunetError(f"{path}: is a folder, not a photo")
+        if not path.is_file():
+            raise CunetError(f"{path}: no such file")
+    else:
+        raise CunetError(f"a photo must be a path, bytes, PIL image or numpy array, got {type(source).__name__}")
+    image = open_image(source, name)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return _from_pil(image)
-    except Image.DecompressionBombError:
-        raise CunetError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise CunetError(f"{path}: not a readable image ({error.__class__.__name__})") from None
+        with image:
+            frames = getattr(image, "n_frames", 1)
+            if not 0 <= frame < frames:
+                raise CunetError(f"{name}: has no frame {frame + 1} (it has {frames})")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if frame:
+                    image.seek(frame)
+                image.load()
+            photo = _from_pil(image)
+            photo.frames = frames
+            return photo
+    except CunetError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
 
 
 def load_rgb8(path: str | os.PathLike, max_short_side: int | None = None) -> np.ndarray:
@@ -110,7 +182,7 @@ def load_rgb8(path: str | os.PathLike, max_short_side: int | None = None) -> np.
 
     The fast path for training data: JPEG draft mode decodes at a reduced scale directly.
     """
-    with Image.open(path) as image:
+    with open_image(path) as image:
         if max_short_side is not None:
             image.draft("RGB", (max_short_side, max_short_side))
         image = ImageOps.exif_transpose(image).convert("RGB")
@@ -138,6 +210,24 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> None:
     if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
         image = image.convert("RGB")
     write_atomic(path, lambda handle: image.save(handle, format=Image.registered_extensions()[suffix]))
+
+
+def prepare_output_folder(folder: str | os.PathLike) -> None:
+    """Create an output folder (and its parents) and check that files can be written there, so that
+    a bad output place is reported before any work, not after it."""
+    folder = Path(folder) if str(folder) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CunetError(f"{folder}: is a file, not a folder") from None
+    except OSError as error:
+        raise CunetError(f"{folder}: cannot create the output folder ({error.strerror})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cunet-write-check.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise CunetError(f"{folder}: cannot write there ({error.strerror})") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, write) -> None:

@@ -24,15 +24,11 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 import torch
 from tqdm import tqdm
 
@@ -44,112 +40,20 @@ from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sa
 from cunet.errors import CunetError
 from cunet.gamut import decode_distribution, num_bins
 from cunet.hints import (
-    HintSimulation,
     encode_point_hints,
     ground_truth_points,
     network_inputs,
     simulate_global_hints,
     simulate_point_hints,
 )
-from cunet.losses import LOSSES, ab_loss, class_weights, rebalanced_cross_entropy
+from cunet.losses import ab_loss, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
-from cunet.model import PRESETS, CUNet, CUNetConfig, build_model
+from cunet.model import CUNet, build_model
+from cunet.train_config import TrainConfig
 
 LAST_CHECKPOINT = "last.safetensors"
 LOG_FILE = "log.jsonl"
 CE_PIXEL_STRIDE = 16
-
-
-@dataclass
-class TrainConfig:
-    """One training run. Every field can come from a TOML file and be overridden by a CLI flag."""
-
-    data: str | list[str] = ""  # one or several manifest.csv files or photo folders
-    source_weights: dict[str, float] = field(default_factory=dict)  # empty: every photo equally likely
-    out_dir: str = "runs/cunet"
-    preset: str = "small"
-    width: int | None = None
-    activation: str | None = None
-    norm_position: str | None = None
-    distribution_head: bool = False
-    propagated_hints: bool = False
-    crop: int = 128
-    cache_short_side: int = 144
-    batch_size: int = 16
-    steps: int = 18000
-    stop_after: int | None = None
-    stop_after_seconds: float | None = None  # stop (validate, checkpoint) once training took this long in all
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 300
-    weight_decay: float = 1e-4
-    loss: str = "huber"
-    huber_delta: float = 6.0
-    ce_weight: float = 0.0
-    rebalance_mix: float = 0.5  # lambda of Zhang et al. 2016: prior mixed with uniform; 1 = no rebalancing
-    prior_sigma: float = 5.0  # Gaussian smoothing of the empirical a*b* prior, in a*b* units
-    annealed_temperature: float = 0.38  # validation decodes the distribution head this way too
-    precision: str = "auto"
-    device: str = "auto"
-    channels_last: bool = True
-    seed: int = 0
-    threads: int = 0
-    checkpoint_every: int = 250
-    log_every: int = 25
-    val_limit: int = 128  # validation photos per source, spread over its val split
-    val_every: int | None = None  # steps between validations; None = once an epoch
-    val_points: int = 10
-    init_from: str | None = None  # weights to start a fresh run from (fine-tuning); ignored when resuming
-    hints: HintSimulation = field(default_factory=HintSimulation)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.hints, dict):
-            unknown = set(self.hints) - {f.name for f in fields(HintSimulation)}
-            if unknown:
-                raise CunetError(f"unknown [hints] options {sorted(unknown)}")
-            self.hints = HintSimulation(**self.hints)
-        if not isinstance(self.data, (str, list)) or (isinstance(self.data, list) and
-                                                       not all(isinstance(d, str) for d in self.data)):
-            raise CunetError("data must be a path or a list of paths")
-        if not isinstance(self.source_weights, dict):
-            raise CunetError("source_weights must be a table of source = weight")
-        if self.ce_weight < 0 or not 0 <= self.rebalance_mix <= 1:
-            raise CunetError("ce_weight must be >= 0 and rebalance_mix in [0, 1]")
-        if self.ce_weight > 0 and not self.distribution_head:
-            raise CunetError("ce_weight > 0 needs distribution_head = true")
-        if self.loss not in LOSSES:
-            raise CunetError(f"loss must be 'huber' or 'l2', got {self.loss!r}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise CunetError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.preset not in PRESETS:
-            raise CunetError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        if self.crop % 8 or self.crop < 16:
-            raise CunetError(f"crop must be a multiple of 8 and at least 16, got {self.crop}")
-        if self.cache_short_side < self.crop:
-            raise CunetError("cache_short_side must be at least crop")
-
-    @classmethod
-    def from_toml(cls, path: str | Path, **overrides) -> TrainConfig:
-        try:
-            values = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise CunetError(f"{path}: cannot read training config ({error})") from None
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise CunetError(f"{path}: unknown training options {sorted(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def model_config(self) -> CUNetConfig:
-        changes = {
-            key: getattr(self, key) for key in ("width", "activation", "norm_position") if getattr(self, key) is not None
-        }
-        return replace(PRESETS[self.preset], global_bins=num_bins(), distribution_head=self.distribution_head,
-                       propagated_hints=self.propagated_hints, **changes)
-
-    @property
-    def data_sources(self) -> list[str]:
-        return [self.data] if isinstance(self.data, str) else list(self.data)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -298,6 +202,7 @@ def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig,
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training, as one process or one rank of a torchrun job; returns the checkpoint path."""
+    config.check_paths()
     if config.threads:
         torch.set_num_threads(config.threads)
     ranks = distributed.ranks_from_environment()
@@ -310,7 +215,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
 def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, progress: bool) -> Path:
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model = build_model(config.model_config()).to(device)
     if config.channels_last:
@@ -344,6 +248,8 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
             val_cache = PhotoCache.build([p for p, _ in val_photos], config.cache_short_side, config.crop, progress,
                                          labels=[label for _, label in val_photos])
             val_squares, val_sources = val_cache.center_squares(config.crop), val_cache.sources
+    if ranks.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that cannot start leaves no folder behind
     log = _Log(out_dir / LOG_FILE) if ranks.is_main else None
     if log:
         shares = {label: float(probabilities[np.asarray(train_cache.sources) == label].sum())
