@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from cunet.data import find_images, is_near_gray, read_manifest
 from cunet.errors import CunetError
-from cunet.io import IMAGE_SUFFIXES, write_atomic
+from cunet.io import IMAGE_SUFFIXES, open_image, write_atomic
 
 MANIFEST_COLUMNS = ["file", "source", "orig_name", "width", "height", "sha256", "split"]
 VAL_PERMILLE = 50  # 5 % of photos, chosen by hash
@@ -105,7 +105,7 @@ def sample_names(names: list[str], fraction: float, count: int | None, rng: np.r
 
 
 def _image_facts(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         image = ImageOps.exif_transpose(image)
         return image.width, image.height
 
@@ -135,7 +135,7 @@ def sample_imagenet(
         bar.update(1)
         try:
             width, height = _image_facts(data)
-        except (UnidentifiedImageError, OSError, SyntaxError):
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # CunetError is a ValueError
             skipped += 1
             continue
         target = out_dir / source.wnid / name
@@ -177,7 +177,7 @@ def import_folder(source: Path, out_dir: Path, min_side: int = 128, link: bool =
             counts["duplicates"] += 1
             continue
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with open_image(data, str(path)) as image:
                 image = ImageOps.exif_transpose(image).convert("RGB")
                 width, height = image.size
                 if min(width, height) < min_side:
@@ -187,7 +187,7 @@ def import_folder(source: Path, out_dir: Path, min_side: int = 128, link: bool =
                 if is_near_gray(np.asarray(image)):
                     counts["near_gray"] += 1
                     continue
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # CunetError is a ValueError
             counts["unreadable"] += 1
             continue
         seen.add(digest)
@@ -226,7 +226,7 @@ def pack(manifest: Path, out_dir: Path, size: int = 160, quality: int = 85, prog
     out_dir.mkdir(parents=True, exist_ok=True)
     packed = []
     for row, path in tqdm(list(zip(rows, paths)), desc="packing", unit="photo", disable=not progress):
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image = ImageOps.exif_transpose(image).convert("RGB")
             if min(image.size) > size:
                 scale = size / min(image.size)
