@@ -64,3 +64,15 @@ def shared_data() -> Path:
     if not root or not (Path(root) / "people" / "manifest.csv").is_file():
         pytest.skip("CUNET_DATA not set: real-photo tests skipped")
     return Path(root)
+
+
+@pytest.fixture(scope="session")
+def head_model_file(tmp_path_factory) -> Path:
+    """A tiny random model with a distribution head and spread-hint inputs."""
+    torch.manual_seed(1)
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=num_bins(), distribution_head=True,
+                              propagated_hints=True))
+    path = tmp_path_factory.mktemp("head") / "head.safetensors"
+    save_weights(path, model.eval(), {"working_size": 32, "decode": {"method": "blend", "temperature": 0.5,
+                                                                     "blend": 0.25}})
+    return path

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,22 +147,6 @@ def test_the_bundled_model_colours_a_real_photo(astronaut):
     lab = rgb_to_lab(torch.from_numpy(np.array(result)).permute(2, 0, 1).float() / 255.0)
     assert result.size == (512, 512)
     assert torch.linalg.vector_norm(lab[1:], dim=0).mean() > 3.0  # it adds colour, not gray
-
-
-@pytest.fixture(scope="module")
-def head_model_file(tmp_path_factory) -> Path:
-    """A tiny random model with a distribution head and spread-hint inputs."""
-    from cunet.checkpoint import save_weights
-    from cunet.gamut import num_bins
-    from cunet.model import CUNet, CUNetConfig
-
-    torch.manual_seed(1)
-    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=num_bins(), distribution_head=True,
-                              propagated_hints=True))
-    path = tmp_path_factory.mktemp("head") / "head.safetensors"
-    save_weights(path, model.eval(), {"working_size": 32, "decode": {"method": "blend", "temperature": 0.5,
-                                                                     "blend": 0.25}})
-    return path
 
 
 def test_decoding_defaults_to_the_choice_stored_with_the_weights(head_model_file):

@@ -7,7 +7,7 @@ import socket
 import pytest
 import torch.multiprocessing as mp
 
-from cunet.checkpoint import _read
+from cunet.checkpoint import read_tensors
 from cunet.train import LAST_CHECKPOINT, LOG_FILE, TrainConfig, train
 
 
@@ -41,9 +41,9 @@ def records(settings: dict) -> list[dict]:
 
 def test_two_gloo_ranks_agree_on_the_weights_and_resume(settings):
     run_ranks({**settings, "stop_after": 2})
-    assert _read(os.path.join(settings["out_dir"], LAST_CHECKPOINT))[1]["step"] == 2
+    assert read_tensors(os.path.join(settings["out_dir"], LAST_CHECKPOINT))[1]["step"] == 2
     run_ranks(settings)
-    assert _read(os.path.join(settings["out_dir"], LAST_CHECKPOINT))[1]["step"] == 4
+    assert read_tensors(os.path.join(settings["out_dir"], LAST_CHECKPOINT))[1]["step"] == 4
     log = records(settings)
     starts = [r for r in log if r["event"] == "start"]
     assert [r["step"] for r in starts] == [0, 2] and all(r["ranks"] == 2 for r in starts)

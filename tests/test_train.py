@@ -39,16 +39,16 @@ def test_a_resumed_run_continues_from_the_same_step_with_the_same_state(photo_fo
     straight = train(tiny_config(photo_folder, tmp_path / "straight"), progress=False)
     interrupted = tiny_config(photo_folder, tmp_path / "resumed", stop_after=3)
     train(interrupted, progress=False)
-    from cunet.checkpoint import _read
+    from cunet.checkpoint import read_tensors
 
-    assert _read(tmp_path / "resumed" / LAST_CHECKPOINT)[1]["step"] == 3
+    assert read_tensors(tmp_path / "resumed" / LAST_CHECKPOINT)[1]["step"] == 3
     resumed = train(tiny_config(photo_folder, tmp_path / "resumed"), progress=False)
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys()
     assert any(key.startswith("optim.") for key in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert _read(resumed)[1]["step"] == 6
+    assert read_tensors(resumed)[1]["step"] == 6
 
 
 def test_training_writes_a_log_with_validation_and_no_temp_files(photo_folder, tmp_path):

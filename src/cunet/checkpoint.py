@@ -20,7 +20,8 @@ from cunet.model import CUNet, CUNetConfig
 FORMAT = "cunet"
 
 
-def _write(path: Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    """Tensors + JSON metadata -> a safetensors file, atomically (models, checkpoints, galleries)."""
     payload = save_bytes(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
         metadata={"format": FORMAT, "cunet": json.dumps(metadata)},
@@ -28,10 +29,13 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None
     write_atomic(path, lambda handle: handle.write(payload))
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_tensors(path: Path, what: str = "model file") -> tuple[dict[str, torch.Tensor], dict]:
+    """A file written by `write_tensors` -> (tensors, metadata); anything else is a CunetError."""
     path = Path(path)
+    if path.is_dir():
+        raise CunetError(f"{path}: is a folder, not a {what}")
     if not path.is_file():
-        raise CunetError(f"{path}: no such model file")
+        raise CunetError(f"{path}: no such {what}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -39,7 +43,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     except (SafetensorError, OSError, ValueError) as error:
         raise CunetError(f"{path}: not a cunet safetensors file ({error})") from None
     if header.get("format") != FORMAT or "cunet" not in header:
-        raise CunetError(f"{path}: not a cunet model file (no cunet metadata)")
+        raise CunetError(f"{path}: not a cunet {what} (no cunet metadata)")
     return tensors, json.loads(header["cunet"])
 
 
@@ -59,12 +63,12 @@ def save_checkpoint(
         "param_groups": optimizer_state["param_groups"],
         "extra": extra or {},
     }
-    _write(path, tensors, metadata)
+    write_tensors(path, tensors, metadata)
 
 
 def load_checkpoint(path: Path, model: CUNet, optimizer: torch.optim.Optimizer) -> dict:
     """Restore model and optimizer in place from a checkpoint; returns its metadata (with `step`)."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_tensors(path)
     if metadata.get("kind") != "checkpoint":
         raise CunetError(f"{path}: a weights file, not a training checkpoint")
     if metadata["model_config"] != model.config.to_dict():
@@ -84,12 +88,12 @@ def save_weights(path: Path, model: CUNet, info: dict, half: bool = True) -> Non
     tensors = {
         k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()
     }
-    _write(Path(path), tensors, {"kind": "weights", "model_config": model.config.to_dict(), "info": info})
+    write_tensors(Path(path), tensors, {"kind": "weights", "model_config": model.config.to_dict(), "info": info})
 
 
 def load_model(path: Path) -> tuple[CUNet, dict]:
     """A model in eval mode from a weights file or a training checkpoint, plus the file's metadata."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_tensors(path)
     try:
         model = CUNet(CUNetConfig.from_dict(metadata["model_config"]))
     except (KeyError, TypeError, ValueError) as error:

@@ -6,6 +6,7 @@ Bad input never produces a traceback: it is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import glob
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -135,10 +136,16 @@ def colorize(
     all_frames: Annotated[bool, typer.Option(
         "--all-frames", help="Colour every frame of animated GIFs and multi-page TIFFs (NAME_frame1.png, ...); "
         "otherwise the first, with a note.")] = False,
+    variants: Annotated[int, typer.Option(
+        help="Write K different colourings NAME_v1.png ... NAME_vK.png, from the K nearest distinct gallery "
+        "photos' colour histograms (0 = one colouring).")] = 0,
+    gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for --variants (cunet gallery build).",
+                                                                       "the bundled gallery"))] = None,
 ) -> None:
     """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.hints import Hints, load_hints_file, parse_points
+    from cunet.io import save_image_atomic
 
     paths = expand_inputs(inputs)
     given = Hints(parse_points(points)) if points is not None else Hints()
@@ -148,10 +155,22 @@ def colorize(
         given = given.merged(Hints(reference=reference))
     if size is not None:
         check_working_size(size)
+    if not 0 <= variants <= 64:
+        raise CunetError(f"--variants {variants} out of range: use 1 to 64 (0 = off)")
+    chosen_gallery = _load_gallery(gallery) if variants else None
     targets = output_paths(paths, out, out_dir)
+    if variants:
+        targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
+                   for t in targets]
     colorizer = Colorizer.from_pretrained(model, decode=decode)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
+    if variants:
+        for path, files in tqdm(list(zip(paths, targets)), desc="variants", unit="photo", disable=len(paths) == 1):
+            for (_, image), target in zip(colorizer.variants(path, variants, chosen_gallery, given), files):
+                save_image_atomic(image, target)
+                typer.echo(f"wrote {target}")
+        return
     if len(paths) == 1:
         _colorize_file(colorizer, paths[0], targets[0], given, size, all_frames)
         return
@@ -266,7 +285,13 @@ def evaluate(
         help="Folders of colour photos or manifest.csv files (their val split); several are evaluated together.",
         show_default=False)],
     points: Annotated[str, typer.Option(help="Point counts to sweep.")] = "0,1,2,5,10,20,50",
-    global_: Annotated[str, typer.Option("--global", help="Global-hint settings: none (automatic), gt (oracle histogram).")] = "none,gt",
+    global_: Annotated[str, typer.Option("--global", help=(
+        "Global-hint settings: none (automatic), gt (oracle histogram), retrieved (nearest gallery photo's "
+        "histogram), variants (best of --variants gallery colourings, an oracle pick)."))] = "none,gt,retrieved,variants",
+    gallery: Annotated[Optional[Path], typer.Option(help=_with_default(
+        "Gallery for the retrieved and variants settings.", "the bundled gallery"))] = None,
+    variants: Annotated[int, typer.Option(help="K for the variants setting.")] = 4,
+    suggest_top: Annotated[int, typer.Option(help="Suggestion hit rate: is the true colour among the top N? (0 = off)")] = 8,
     methods: Annotated[str, typer.Option(help="Methods: cunet, gray, reinhard, welsh, levin.")] = "cunet,gray,reinhard,welsh,levin",
     model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
     decode: Annotated[Optional[str], typer.Option(
@@ -287,8 +312,10 @@ def evaluate(
     paths, sources = evaluation_set(data, split, limit, by_source)
     prepare_output_folder(out)
     colorizer = Colorizer.from_pretrained(model, decode=decode) if "cunet" in method_list else None
-    report = run_evaluation(paths, method_list, _split_list(points, int), _split_list(global_), colorizer,
-                            sources=sources)
+    globals_ = _split_list(global_)
+    chosen_gallery = _load_gallery(gallery) if {"retrieved", "variants"} & set(globals_) and colorizer else None
+    report = run_evaluation(paths, method_list, _split_list(points, int), globals_, colorizer, sources=sources,
+                            gallery=chosen_gallery, variants=variants, suggest_top=suggest_top)
     report["model"] = str(model) if model else "bundled default"
     if colorizer is not None:
         report["decode"] = colorizer.decode
@@ -305,19 +332,128 @@ def figure(
     black_and_white: Annotated[bool, typer.Option("--bw", help="Real black-and-white photos: no ground-truth column.")] = False,
     reference: Annotated[Optional[Path], typer.Option(help=_with_default("Colour reference for the transfer baselines and cunet's global hint.", "none"))] = None,
     model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
+    variants: Annotated[int, typer.Option(help="Instead of methods: K colourings from the gallery's nearest photos (0 = off).")] = 0,
+    gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for --variants.", "the bundled gallery"))] = None,
 ) -> None:
-    """Side-by-side grid like the paper's Figures 13-14: input | each method | ground truth."""
+    """Side-by-side grid like the paper's Figures 13-14: input | each method (or K variants) | ground truth."""
     from cunet.colorizer import Colorizer
-    from cunet.evaluate import figure_grid
+    from cunet.evaluate import figure_grid, variants_grid
     from cunet.io import save_image_atomic
 
     method_list = _split_list(methods)
     paths = expand_inputs(images)
     prepare_output_folder(out.parent)
+    if variants:
+        colorizer = Colorizer.from_pretrained(model)
+        chosen_gallery = _load_gallery(gallery)
+        grid = variants_grid(paths, colorizer, variants, chosen_gallery, ground_truth=not black_and_white)
+        save_image_atomic(grid, out)
+        typer.echo(f"wrote {out}")
+        return
     colorizer = Colorizer.from_pretrained(model) if "cunet" in method_list else None
     grid = figure_grid(paths, method_list, colorizer, points=points, ground_truth=not black_and_white, reference=reference)
     save_image_atomic(grid, out)
     typer.echo(f"wrote {out}")
+
+
+def _load_gallery(path: Path | None):
+    from cunet.gallery import Gallery, bundled_gallery
+
+    return bundled_gallery() if path is None else Gallery.load(path)
+
+
+@app.command()
+def suggest(
+    photo: Annotated[Path, typer.Argument(help="The black-and-white photo.", show_default=False)],
+    at: Annotated[str, typer.Option(help="The pixel 'x,y' (input pixels, x from the left, y from the top).",
+                                    show_default=False)],
+    top: Annotated[int, typer.Option(help="How many colours.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: [{\"color\", \"a\", \"b\", \"p\"}, ...].")] = False,
+    points: Annotated[Optional[str], typer.Option(help=_with_default("Colour points already given, 'x,y,#rrggbb[,size];...'.", "none"))] = None,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
+    gallery: Annotated[Optional[Path], typer.Option(help=_with_default(
+        "Gallery for models without a distribution head.", "the bundled gallery"))] = None,
+) -> None:
+    """The most likely colours at a pixel, with their probabilities (the model's colour distribution)."""
+    from cunet.colorizer import Colorizer
+    from cunet.hints import Hints, check_coordinate, parse_points
+
+    parts = at.split(",")
+    if len(parts) != 2:
+        raise CunetError(f"--at {at!r}: expected x,y, e.g. --at 120,80")
+    try:
+        x, y = (check_coordinate(float(part), "--at") for part in parts)
+    except ValueError:
+        raise CunetError(f"--at {at!r}: expected two numbers x,y, e.g. --at 120,80") from None
+    given = Hints(parse_points(points)) if points is not None else Hints()
+    colorizer = Colorizer.from_pretrained(model)
+    chosen_gallery = _load_gallery(gallery) if colorizer.model.distribution is None else None
+    suggestions, source = colorizer.suggest(photo, x, y, top, given, chosen_gallery)
+    if source == "gallery":
+        typer.echo("note: this model has no distribution head; these colours come from the nearest gallery "
+                   "photos' colour histograms", err=True)
+    if as_json:
+        typer.echo(json.dumps([s.to_json() for s in suggestions]))
+        return
+    for rank, item in enumerate(suggestions, 1):
+        typer.echo(f"{rank:2d}. {item.color}  a*={item.a:6.1f}  b*={item.b:6.1f}  p={item.p:.3f}")
+
+
+gallery_app = typer.Typer(help="Reference galleries: colour photos indexed for the variants and suggestions.",
+                          no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+
+
+@gallery_app.command("build")
+def gallery_build(
+    sources: Annotated[list[str], typer.Argument(help="Folders of colour photos or manifest.csv files.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Gallery file to write (NAME.gallery).", show_default=False)],
+    split: Annotated[Optional[str], typer.Option(help=_with_default("Manifest split to index (e.g. train).", "every photo"))] = None,
+    limit: Annotated[Optional[int], typer.Option(help=_with_default(
+        "At most N photos per source, spread evenly over it.", "all"))] = None,
+    thumbnails: Annotated[bool, typer.Option("--thumbnails/--no-thumbnails", help="Keep 64 px thumbnails.")] = True,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default(
+        "Model whose bottleneck features index the photos.", "the bundled model"))] = None,
+    features: Annotated[bool, typer.Option("--features/--luminance-only", help=(
+        "Store the model's bottleneck features as a query descriptor beside the luminance histogram."))] = True,
+) -> None:
+    """Index colour photos: a*b* histogram, query descriptors, thumbnail and path of each."""
+    import numpy as np
+
+    from cunet.colorizer import Colorizer
+    from cunet.data import list_labelled_photos, manifest_has_splits
+    from cunet.gallery import build_gallery
+
+    if out.suffix != ".gallery":
+        raise CunetError(f"{out}: gallery files end in .gallery")
+    if limit is not None and limit < 1:
+        raise CunetError("--limit must be at least 1")
+    prepare_output_folder(out.parent)
+    items = []
+    for source in sources:
+        if not Path(source).exists():
+            raise CunetError(f"{source}: no such folder or manifest")
+        labelled = list_labelled_photos(source, split if manifest_has_splits(source) else None)
+        for label in sorted({label for _, label in labelled}):
+            own = [path for path, name in labelled if name == label]
+            if limit is not None and len(own) > limit:
+                own = [own[i] for i in np.unique(np.linspace(0, len(own) - 1, limit).astype(int))]
+            items += [(path, label) for path in own]
+    if not items:
+        raise CunetError("no photos to index")
+    colorizer = Colorizer.from_pretrained(model)
+    built, skipped = build_gallery(colorizer.model if features else None, [p for p, _ in items],
+                                   [s for _, s in items], colorizer.working_size, thumbnails)
+    built.save(out)
+    typer.echo(f"wrote {out}: {len(built)} photos ({skipped} unreadable skipped), {out.stat().st_size / 2**20:.1f} MiB")
+
+
+@gallery_app.command("info")
+def gallery_info(gallery: Annotated[Path, typer.Argument(help="A .gallery file.", show_default=False)]) -> None:
+    """What a gallery holds: photos per source, descriptors, the model its features belong to."""
+    from cunet.gallery import Gallery
+
+    typer.echo(json.dumps(Gallery.load(gallery).info(), indent=2))
 
 
 dataset_app = typer.Typer(help="Build photo collections: ImageNet synsets (the paper's data), folders, packed copies.",

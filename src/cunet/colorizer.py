@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.color import denormalize_ab, rgb_to_lab
+from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab
 from cunet.errors import CunetError
-from cunet.gamut import decode_distribution
-from cunet.hints import Hints, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
+from cunet.gamut import decode_distribution, in_gamut_bins
+from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
@@ -37,6 +37,26 @@ WORKING_SIZE_RANGE = (16, 1024)
 #: The working shape's long side is at most this many times its short side: a 3 x 20000 strip is run
 #: at 8 x 1024 instead of 128 x 853,336.
 MAX_WORKING_ASPECT = 8
+#: Variants are picked among this many nearest gallery photos, each next one the farthest in colour
+#: from those taken (`Gallery.spread`): measured on the val photos (benchmarks/retrieval.py), pools of
+#: 8-64 give the same best-of-4 PSNR, and 16 doubles the variants' mutual a*b* distance over taking
+#: the nearest distinct histograms.
+VARIANT_POOL = 16
+#: Without a distribution head, suggestions pool the colour histograms of this many nearest gallery photos.
+SUGGESTION_MATCHES = 16
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A likely colour at a pixel: '#rrggbb' (at the pixel's own lightness), its a*b*, its probability."""
+
+    color: str
+    a: float
+    b: float
+    p: float
+
+    def to_json(self) -> dict:
+        return {"color": self.color, "a": round(self.a, 2), "b": round(self.b, 2), "p": round(self.p, 4)}
 
 
 def check_decoding(decode: str, temperature: float, blend: float, has_head: bool) -> None:
@@ -71,6 +91,13 @@ def working_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
     return (max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8))
 
 
+def working_pixel(shape: tuple[int, int], size: tuple[int, int], x: float, y: float) -> tuple[int, int]:
+    """(row, column) in a map of `shape` (h, w) of the photo pixel (x, y) of a photo of `size` (width, height)."""
+    row = min(shape[0] - 1, max(0, int((y + 0.5) * shape[0] / size[1])))
+    column = min(shape[1] - 1, max(0, int((x + 0.5) * shape[1] / size[0])))
+    return row, column
+
+
 def _resize(tensor: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, *shape); antialiased when shrinking, bilinear when growing."""
     if tuple(tensor.shape[-2:]) == tuple(shape):
@@ -81,6 +108,27 @@ def _resize(tensor: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def _photo_tensor(photo: Photo) -> torch.Tensor:
     return torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
+
+
+@dataclass(eq=False)
+class PreparedPhoto:
+    """A photo decoded once, with what every later call reuses: its full-resolution pixels and, per
+    working size, the working shape and L* there. An editor that re-colours on every click holds one."""
+
+    photo: Photo
+    _working: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the full-resolution photo."""
+        return self.photo.size
+
+    def working(self, size: int) -> tuple[tuple[int, int], torch.Tensor]:
+        """(working shape (h, w), L* (1, 1, h, w)) for a working short side, computed once."""
+        if size not in self._working:
+            shape = working_shape(self.photo.rgb.shape[0], self.photo.rgb.shape[1], size)
+            self._working[size] = shape, rgb_to_lab(_resize(_photo_tensor(self.photo), shape))[:, :1]
+        return self._working[size]
 
 
 @dataclass
@@ -114,6 +162,10 @@ class Colorizer:
                    decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
                    float(stored.get("blend", 0.5)))
 
+    def prepare(self, image: ImageInput | PreparedPhoto) -> PreparedPhoto:
+        """Decode a photo once for several calls (`colorize`, `predict_ab`, `distribution`, `suggest`)."""
+        return image if isinstance(image, PreparedPhoto) else PreparedPhoto(load_photo(image))
+
     def histogram_of(self, image: ImageInput) -> torch.Tensor:
         """A colour photo's global-hint histogram, taken at the working size as in training."""
         rgb = _photo_tensor(load_photo(image))
@@ -134,7 +186,7 @@ class Colorizer:
     @torch.no_grad()
     def colorize(
         self,
-        image: ImageInput,
+        image: ImageInput | PreparedPhoto,
         hints: Hints | None = None,
         *,
         points: list | None = None,
@@ -146,7 +198,8 @@ class Colorizer:
         """Colour a photo; returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size.
 
         Args:
-            image: path, encoded bytes, PIL image, or array (gray, RGB, RGBA; uint8, uint16 or float in [0, 1]).
+            image: path, encoded bytes, PIL image, or array (gray, RGB, RGBA; uint8, uint16 or float in
+                [0, 1]), or a `PreparedPhoto` from `prepare` (decoded once for many calls).
             hints: a validated `Hints`; or give its parts as the keywords below (not both).
             points: colour points in the input's pixel coordinates: PointHint or (x, y, '#rrggbb'[, size]).
             histogram: a global a*b* histogram over the in-gamut bins (overrides `reference`).
@@ -156,9 +209,10 @@ class Colorizer:
 
         Bad input of any kind raises CunetError with a message meant for the user.
         """
-        photo = load_photo(image)
+        prepared = self.prepare(image)
+        photo = prepared.photo
         hints = self._hints(hints, points, histogram, saturation, reference)
-        ab = self.predict_ab(photo, hints, size=size)
+        ab = self.predict_ab(prepared, hints, size=size)
         rgb8 = join_full_resolution(photo.rgb, ab)
         if photo.alpha is None:
             return Image.fromarray(rgb8)
@@ -180,9 +234,10 @@ class Colorizer:
             histogram, reference = self.histogram_of(reference), None
         return Hints(tuple(points or ()), histogram, saturation, reference)
 
-    def predict_ab(self, photo: Photo, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
-        """The network's a*b* (1, 2, h, w) at the working shape for a decoded photo, decoded as `decode` says."""
-        regression, logits = self._run(photo, hints or Hints(), size)
+    def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
+                   size: int | None = None) -> torch.Tensor:
+        """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says."""
+        regression, logits = self._run(self.prepare(image), hints or Hints(), size)
         if self.decode == "regression":
             return regression
         annealed = decode_distribution(logits, self.temperature)
@@ -191,24 +246,22 @@ class Colorizer:
         return self.blend * annealed + (1 - self.blend) * regression
 
     @torch.no_grad()
-    def distribution(self, image: ImageInput, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
+    def distribution(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
         """Per-pixel probabilities (Q, h, w) over the in-gamut a*b* bins (`cunet.gamut.in_gamut_bins`)
         at the working shape: what colour suggestions read. Needs a distribution head."""
         if self.model.distribution is None:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
-        _, logits = self._run(load_photo(image), hints or Hints(), size)
+        _, logits = self._run(self.prepare(image), hints or Hints(), size)
         return torch.softmax(logits[0], dim=0)
 
-    def _run(self, photo: Photo, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape."""
         size = self.working_size if size is None else check_working_size(size)
-        height, width = photo.rgb.shape[:2]
+        width, height = prepared.size
         for point in hints.points:
             if not point.inside(width, height):
                 raise CunetError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
-        shape = working_shape(height, width, size)
-        small = _resize(_photo_tensor(photo), shape)
-        lightness = rgb_to_lab(small)[:, :1]
+        shape, lightness = prepared.working(size)
         scaled = [p.scaled(shape[1] / width, shape[0] / height) for p in hints.points]
         point_maps = encode_point_hints(scaled, *shape)[None]
         global_hint = encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
@@ -221,3 +274,81 @@ class Colorizer:
             global_hint = global_hint.to(parameter.device, parameter.dtype)
         predicted, logits = self.model(inputs, global_hint)
         return denormalize_ab(predicted.float().cpu()), None if logits is None else logits.float().cpu()
+
+    def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
+        """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then the
+        farthest in colour among the VARIANT_POOL nearest, so that k colourings really differ."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
+            raise CunetError(f"the number of variants must be a whole number from 1 to 64, got {k!r}")
+        gallery, order = self._gallery_order(image, gallery)
+        return gallery.spread(order, int(k), max(VARIANT_POOL, int(k)))
+
+    def _gallery_order(self, image: ImageInput | PreparedPhoto, gallery) -> tuple[object, torch.Tensor]:
+        """(the gallery, its indices nearest first by the descriptor it offers this model)."""
+        from cunet.gallery import bundled_gallery
+
+        gallery = bundled_gallery() if gallery is None else gallery
+        prepared = self.prepare(image)
+        orders = [gallery.rank(self._gallery_query(prepared, gallery, descriptor), descriptor)
+                  for descriptor in gallery.descriptor_for(self.model).split("+")]
+        # "predicted+features": the first match by the first descriptor, the others by the second.
+        if len(orders) == 1:
+            return gallery, orders[0]
+        return gallery, torch.cat([orders[0][:1], orders[1][orders[1] != orders[0][0]]])
+
+    def _gallery_query(self, prepared: PreparedPhoto, gallery, descriptor: str) -> torch.Tensor:
+        if descriptor == "predicted":  # the a*b* histogram of this model's own automatic colouring
+            return photo_histogram(self.predict_ab(prepared, size=gallery.working_size)[0])
+        return gallery.describe(self.model, prepared.working(gallery.working_size)[1], descriptor)
+
+    @torch.no_grad()
+    def variants(self, image: ImageInput | PreparedPhoto, k: int, gallery=None,
+                 hints: Hints | None = None) -> list[tuple[Hints, Image.Image]]:
+        """k colourings from k gallery photos (`match_references`), each one's a*b* histogram as the
+        global hint (with the points and saturation of `hints`, if given): the paper's "variety of
+        reasonable colouring effects"."""
+        from cunet.gallery import bundled_gallery
+
+        gallery = bundled_gallery() if gallery is None else gallery
+        prepared = self.prepare(image)
+        base = hints or Hints()
+        results = []
+        for index in self.match_references(prepared, k, gallery):
+            chosen = Hints(base.points, gallery.histograms[index], base.saturation)
+            results.append((chosen, self.colorize(prepared, chosen)))
+        return results
+
+    @torch.no_grad()
+    def colour_probabilities(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
+                             gallery=None) -> tuple[torch.Tensor, str]:
+        """Per-pixel probabilities over the in-gamut bins, (Q, h, w), and where they come from: "model"
+        (the distribution head, given `hints`) or, for a model without a head, "gallery": the pooled
+        colour histograms of the nearest gallery photos, the same at every pixel, (Q, 1, 1)."""
+        prepared = self.prepare(image)
+        if self.model.distribution is not None:
+            return self.distribution(prepared, hints), "model"
+        gallery, order = self._gallery_order(prepared, gallery)
+        return gallery.histograms[order[:SUGGESTION_MATCHES]].mean(0)[:, None, None], "gallery"
+
+    def suggest(self, image: ImageInput | PreparedPhoto, x: float, y: float, top: int = 8,
+                hints: Hints | None = None, gallery=None) -> tuple[list[Suggestion], str]:
+        """The `top` most likely colours at pixel (x, y) of the photo, most likely first, and where they
+        come from ("model" or "gallery", see `colour_probabilities`). Each colour is shown at the
+        pixel's own lightness, as it would appear there."""
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= 64:
+            raise CunetError(f"top must be a whole number from 1 to 64, got {top!r}")
+        prepared = self.prepare(image)
+        width, height = prepared.size
+        probe = PointHint(x, y, 0.0, 0.0, 1)  # checks x and y like any point
+        if not probe.inside(width, height):
+            raise CunetError(f"pixel ({x:g}, {y:g}) lies outside the {width}x{height} image")
+        probabilities, source = self.colour_probabilities(prepared, hints, gallery)
+        row, column = working_pixel(probabilities.shape[-2:], prepared.size, probe.x, probe.y)
+        values, bins = torch.topk(probabilities[:, row, column], min(int(top), probabilities.shape[0]))
+        shape, lightness = prepared.working(self.working_size)
+        l_row, l_column = working_pixel(shape, prepared.size, probe.x, probe.y)
+        ab = in_gamut_bins()[bins]
+        lab = torch.cat([lightness[0, :, l_row, l_column].expand(len(bins))[:, None], ab], dim=1)
+        rgb = lab_to_rgb(lab.T[:, :, None])[:, :, 0].T
+        return [Suggestion("#" + "".join(f"{round(float(c) * 255):02x}" for c in colour), float(a), float(b),
+                           float(p)) for colour, (a, b), p in zip(rgb, ab.tolist(), values)], source

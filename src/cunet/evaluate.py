@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from cunet.baselines import gray_ab, levin_ab, reinhard_ab, welsh_ab
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
-from cunet.colorizer import Colorizer
+from cunet.colorizer import Colorizer, working_pixel
+from cunet.gamut import quantize_ab
 from cunet.data import list_labelled_photos, manifest_has_splits
 from cunet.errors import CunetError
 from cunet.hints import PointHint, encode_point_hints, ground_truth_points
@@ -37,17 +39,8 @@ from cunet.metrics import ciede2000, colorfulness, psnr, ssim
 
 EVAL_SIZE = 256
 PATCH = 5
-METHODS = ("cunet", "gray", "reinhard", "welsh", "levin")
-GLOBALS = ("none", "gt")
-METRICS = ("psnr", "ssim", "ciede2000", "colorfulness")
-#: Which hints each method can use: (uses points, needs a reference / global hint).
-METHOD_INPUTS = {
-    "cunet": (True, False),
-    "gray": (False, False),
-    "reinhard": (False, True),
-    "welsh": (False, True),
-    "levin": (True, False),
-}
+SUGGEST_TOP = 8
+SUGGEST_POINTS = 10  # positions per photo at which suggestions are checked: the protocol's first 10 points
 PAPER_TABLE_10 = [
     ("Predicted gray scale", "–", "22.82 ± 0.18"),
     ("Zhang et al.", "Automatic", "22.04 ± 0.11"),
@@ -83,52 +76,157 @@ def _lab_of(rgb8: np.ndarray) -> torch.Tensor:
     return rgb_to_lab(torch.from_numpy(np.array(rgb8)).permute(2, 0, 1).float() / 255.0)
 
 
+def _run_cunet(harness: Harness, lightness, points, reference8, histogram) -> np.ndarray:
+    if harness.colorizer is None:
+        raise CunetError("method cunet needs a model")
+    if histogram is None and reference8 is not None:
+        histogram = harness.colorizer.histogram_of(reference8)
+    return np.array(harness.colorizer.colorize(_gray_rgb(lightness), points=points, histogram=histogram))
+
+
+def _run_gray(harness: Harness, lightness, points, reference8, histogram) -> np.ndarray:
+    return _to_uint8(lightness, torch.from_numpy(gray_ab(lightness[0].double().numpy())).permute(2, 0, 1))
+
+
+def _run_levin(harness: Harness, lightness, points, reference8, histogram) -> np.ndarray:
+    l_np = lightness[0].double().numpy()
+    maps = encode_point_hints(points, *l_np.shape)
+    hint_ab = denormalize_ab(maps[:2]).permute(1, 2, 0).double().numpy()
+    return _to_uint8(lightness, torch.from_numpy(levin_ab(l_np, hint_ab, maps[2].numpy() > 0)).permute(2, 0, 1))
+
+
+def _transfer(function):
+    def run(harness: Harness, lightness, points, reference8, histogram) -> np.ndarray:
+        reference_lab = _lab_of(reference8).permute(1, 2, 0).double().numpy()
+        ab = function(lightness[0].double().numpy(), reference_lab)
+        return _to_uint8(lightness, torch.from_numpy(ab).permute(2, 0, 1))
+    return run
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the method table: which hints it takes and how it colours L* (1, H, W) -> uint8 RGB."""
+
+    uses_points: bool
+    takes_histogram: bool  # a global a*b* histogram (cunet): every global setting applies
+    needs_reference: bool  # a colour photo to copy from (transfer baselines): only settings that give one
+    run: Callable[..., np.ndarray]
+
+
+#: Adding a method is one entry here.
+METHODS: dict[str, Method] = {
+    "cunet": Method(True, True, False, _run_cunet),
+    "gray": Method(False, False, False, _run_gray),
+    "reinhard": Method(False, False, True, _transfer(reinhard_ab)),
+    "welsh": Method(False, False, True, _transfer(welsh_ab)),
+    "levin": Method(True, False, False, _run_levin),
+}
+
+
+@dataclass
+class Context:
+    """What global settings draw on: the model, the gallery and the number of variants."""
+
+    colorizer: Colorizer | None
+    gallery: object | None = None
+    variants: int = 4
+
+    def matches(self, rgb8: np.ndarray, lightness: torch.Tensor, k: int) -> list[int]:
+        if self.colorizer is None:
+            raise CunetError("gallery settings need a model")
+        if self.gallery is None:
+            from cunet.gallery import bundled_gallery
+
+            self.gallery = bundled_gallery()
+        return self.colorizer.match_references(_gray_rgb(lightness), k, self.gallery)
+
+
+@dataclass(frozen=True)
+class GlobalSetting:
+    """One row of the global-setting table: the (histogram, reference photo) pairs a photo gets —
+    several pairs mean several outputs, of which the best by PSNR is scored (an oracle pick)."""
+
+    description: str
+    gives_reference: bool
+    only_without_points: bool
+    hints: Callable[[Context, np.ndarray, torch.Tensor], list[tuple[torch.Tensor | None, np.ndarray | None]]]
+
+
+#: Adding a global setting is one entry here.
+GLOBALS: dict[str, GlobalSetting] = {
+    "none": GlobalSetting("no global hint (automatic)", False, False, lambda context, rgb8, lightness: [(None, None)]),
+    "gt": GlobalSetting("the ground truth's own histogram (an oracle); transfer baselines copy from the ground truth",
+                        True, False, lambda context, rgb8, lightness: [(None, rgb8)]),
+    "retrieved": GlobalSetting(
+        "the histogram of the nearest gallery photo to the gray photo (eq. 24; no ground truth used)", False, True,
+        lambda context, rgb8, lightness: [(context.gallery.histograms[i], None)
+                                          for i in context.matches(rgb8, lightness, 1)]),
+    "variants": GlobalSetting(
+        "best of K gallery variants by PSNR (an oracle pick among K plausible colourings)", False, True,
+        lambda context, rgb8, lightness: [(context.gallery.histograms[i], None)
+                                          for i in context.matches(rgb8, lightness, context.variants)]),
+}
+
+
+def _metric_colorfulness(output: np.ndarray, truth: np.ndarray) -> float:
+    return colorfulness(output)
+
+
+#: Adding a metric is one entry here: (output uint8, ground truth uint8) -> float.
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "psnr": lambda output, truth: float(psnr(output, truth)),
+    "ssim": ssim,
+    "ciede2000": ciede2000,
+    "colorfulness": _metric_colorfulness,
+}
+
+
+def _gray_rgb(lightness: torch.Tensor) -> np.ndarray:
+    return np.array(join_lab(lightness, torch.zeros(2, *lightness.shape[-2:])).permute(1, 2, 0).numpy())
+
+
 @dataclass
 class Harness:
-    """Runs every method with identical inputs: the same L*, the same points, the same reference."""
+    """Runs every method with identical inputs: the same L*, the same points, the same global hint."""
 
     colorizer: Colorizer | None
 
     def run(
-        self, method: str, lightness: torch.Tensor, points: list[PointHint], reference8: np.ndarray | None
+        self, method: str, lightness: torch.Tensor, points: list[PointHint], reference8: np.ndarray | None,
+        histogram: torch.Tensor | None = None,
     ) -> np.ndarray:
         """One method's colouring of L* (1, H, W) as uint8 RGB (H, W, 3).
 
         `reference8` is a colour photo: the transfer baselines copy from it and cunet takes its
-        histogram as the global hint; None means no global hint.
+        histogram as the global hint unless `histogram` is given; None means no global hint.
         """
         if method not in METHODS:
             raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-        if METHOD_INPUTS[method][1] and reference8 is None:
+        if METHODS[method].needs_reference and reference8 is None:
             raise CunetError(f"method {method} needs a reference photo")
-        if method == "cunet":
-            if self.colorizer is None:
-                raise CunetError("method cunet needs a model")
-            gray = join_lab(lightness, torch.zeros(2, *lightness.shape[-2:])).permute(1, 2, 0).numpy()
-            histogram = self.colorizer.histogram_of(reference8) if reference8 is not None else None
-            return np.array(self.colorizer.colorize(gray, points=points, histogram=histogram))
-        l_np = lightness[0].double().numpy()
-        if method == "gray":
-            ab = gray_ab(l_np)
-        elif method == "levin":
-            maps = encode_point_hints(points, *l_np.shape)
-            hint_ab = denormalize_ab(maps[:2]).permute(1, 2, 0).double().numpy()
-            ab = levin_ab(l_np, hint_ab, maps[2].numpy() > 0)
-        else:
-            reference_lab = _lab_of(reference8).permute(1, 2, 0).double().numpy()
-            ab = reinhard_ab(l_np, reference_lab) if method == "reinhard" else welsh_ab(l_np, reference_lab)
-        return _to_uint8(lightness, torch.from_numpy(ab).permute(2, 0, 1))
+        return METHODS[method].run(self, lightness, points, reference8, histogram)
 
 
 def settings_for(method: str, points: list[int], globals_: list[str]) -> list[tuple[int, str]]:
     """The (points, global) settings a method is evaluated at: only the hints it can use."""
-    uses_points, needs_reference = METHOD_INPUTS[method]
-    counts = points if uses_points else [0]
-    if needs_reference:
-        return [(0, "gt")] if "gt" in globals_ else []
-    if method == "cunet":
-        return [(n, g) for g in globals_ for n in counts]
-    return [(n, "none") for n in counts]
+    spec = METHODS[method]
+    counts = points if spec.uses_points else [0]
+    settings = []
+    for name in globals_:
+        setting = GLOBALS[name]
+        if spec.needs_reference:
+            if setting.gives_reference:
+                settings.append((0, name))
+        elif spec.takes_histogram or name == "none":
+            settings += [(n, name) for n in (counts if not setting.only_without_points else [0])]
+    return settings
+
+
+def mean_pairwise_ab_distance(outputs: list[np.ndarray]) -> float:
+    """Mean over pairs of outputs of their mean per-pixel a*b* distance: how different variants look."""
+    ab = [_lab_of(output)[1:] for output in outputs]
+    pairs = [(i, j) for i in range(len(ab)) for j in range(i + 1, len(ab))]
+    return float(np.mean([torch.linalg.vector_norm(ab[i] - ab[j], dim=0).mean() for i, j in pairs])) if pairs else 0.0
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
@@ -159,13 +257,16 @@ def summarise_by_source(per_photo: dict[str, list[float]], sources: list[str]) -
 
 def evaluate(
     paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
-    progress: bool = True, sources: list[str] | None = None,
+    progress: bool = True, sources: list[str] | None = None, gallery=None, variants: int = 4,
+    suggest_top: int = 0,
 ) -> dict:
     """Run the protocol over `paths` (in the given order: index i seeds photo i's points).
 
     `sources` names each photo's source (default: all one source). Returns the report: `results` is a
     list of {method, points, global, n, psnr, ssim, ciede2000, colorfulness, colorfulness_gt, by_source,
     pooled}, each metric as {mean, sem}, macro-averaged over sources; plus the protocol and timings.
+    The "variants" setting adds `variant_distance`; `suggest_top` > 0 adds `suggestions`: how often the
+    ground-truth bin of each of the first SUGGEST_POINTS protocol patches is among the top suggestions.
     """
     sources = list(sources) if sources is not None else ["all"] * len(paths)
     if len(sources) != len(paths):
@@ -175,10 +276,15 @@ def evaluate(
             raise CunetError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     for setting in globals_:
         if setting not in GLOBALS:
-            raise CunetError(f"unknown global setting {setting!r}; choose from none, gt")
+            raise CunetError(f"unknown global setting {setting!r}; choose from {', '.join(GLOBALS)}")
     if any(n < 0 for n in points):
         raise CunetError("point counts must be >= 0")
+    if not 1 <= variants <= 64:
+        raise CunetError("variants must lie in 1..64")
     harness = Harness(colorizer)
+    context = Context(colorizer, gallery, variants)
+    hits: list[float] = []
+    suggestion_source = None
     scores: dict[tuple[str, int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     seconds: dict[str, float] = defaultdict(float)
     started = time.perf_counter()
@@ -186,27 +292,41 @@ def evaluate(
         rgb8 = load_eval_photo(path)
         lab = _lab_of(rgb8)
         truth_colorfulness = colorfulness(rgb8)
+        global_hints: dict[str, list] = {}
         for method in methods:
             for count, setting in settings_for(method, points, globals_):
                 clock = time.perf_counter()
-                reference = rgb8 if setting == "gt" else None
-                output = harness.run(method, lab[:1], protocol_points(lab[1:], count, index), reference)
+                if setting not in global_hints:
+                    global_hints[setting] = GLOBALS[setting].hints(context, rgb8, lab[:1])
+                given = protocol_points(lab[1:], count, index)
+                outputs = [harness.run(method, lab[:1], given, reference, histogram)
+                           for histogram, reference in global_hints[setting]]
                 seconds[method] += time.perf_counter() - clock
+                values = [{name: metric(output, rgb8) for name, metric in METRICS.items()} for output in outputs]
+                best = max(range(len(outputs)), key=lambda i: values[i]["psnr"])
                 entry = scores[(method, count, setting)]
-                entry["psnr"].append(float(psnr(output, rgb8)))
-                entry["ssim"].append(ssim(output, rgb8))
-                entry["ciede2000"].append(ciede2000(output, rgb8))
-                entry["colorfulness"].append(colorfulness(output))
+                for name, value in values[best].items():
+                    entry[name].append(value)
                 entry["colorfulness_gt"].append(truth_colorfulness)
+                if len(outputs) > 1:
+                    entry["variant_distance"].append(mean_pairwise_ab_distance(outputs))
+        if suggest_top and colorizer is not None:
+            hit, suggestion_source = suggestion_hits(colorizer, rgb8, lab, index, suggest_top, context)
+            hits.append(hit)
     results = []
     for (method, count, setting), entry in scores.items():
         result = {"method": method, "points": count, "global": setting, "n": len(entry["psnr"])}
         result.update(summarise_by_source(entry, sources))
         results.append(result)
     counts = {name: sources.count(name) for name in sorted(set(sources))}
+    extra = {}
+    if hits:
+        extra["suggestions"] = {"top": suggest_top, "positions": SUGGEST_POINTS, "source": suggestion_source,
+                                **summarise_by_source({"hit_rate": hits}, sources)}
     return {
         "protocol": {"size": EVAL_SIZE, "resize": "PIL bicubic", "patch": PATCH, "points_rng": "default_rng(index)",
-                     "global_gt": "ground-truth histogram (oracle); transfer baselines use the ground truth as reference"},
+                     "globals": {name: GLOBALS[name].description for name in globals_},
+                     "variants": variants if "variants" in globals_ else None},
         "photos": len(paths),
         "sources": counts,
         "average": "macro over sources" if len(counts) > 1 else "mean over photos",
@@ -215,7 +335,29 @@ def evaluate(
         "globals": globals_,
         "seconds": {"total": round(time.perf_counter() - started, 1), **{m: round(s, 1) for m, s in seconds.items()}},
         "results": results,
+        **extra,
     }
+
+
+def suggestion_hits(colorizer: Colorizer, rgb8: np.ndarray, lab: torch.Tensor, index: int, top: int,
+                    context: Context) -> tuple[float, str]:
+    """The share of the photo's first SUGGEST_POINTS protocol patches whose ground-truth bin (of the
+    patch's mean a*b*) is among the `top` suggestions at the patch centre, given no hints."""
+    prepared = colorizer.prepare(_gray_rgb(lab[:1]))
+    gallery = context.gallery
+    if colorizer.model.distribution is None and gallery is None:
+        from cunet.gallery import bundled_gallery
+
+        gallery = context.gallery = bundled_gallery()
+    probabilities, source = colorizer.colour_probabilities(prepared, gallery=gallery)
+    patches = protocol_points(lab[1:], SUGGEST_POINTS, index)
+    hits = 0
+    for patch in patches:
+        row, column = working_pixel(probabilities.shape[-2:], prepared.size, patch.x, patch.y)
+        chosen = torch.topk(probabilities[:, row, column], top).indices
+        truth = quantize_ab(torch.tensor([patch.a, patch.b]).view(2, 1, 1)).item()
+        hits += int(truth in chosen.tolist())
+    return hits / len(patches), source
 
 
 def _find(results: list[dict], method: str, points: int, setting: str) -> dict | None:
@@ -237,6 +379,9 @@ def markdown_report(report: dict) -> str:
               "|---|---|---|---|---|---|"]
     rows = [("Predicted gray", "–", ("gray", 0, "none")), ("cunet", "automatic", ("cunet", 0, "none")),
             ("cunet", "+ global histogram", ("cunet", 0, "gt")),
+            ("cunet", "+ retrieved histogram (gallery top-1)", ("cunet", 0, "retrieved")),
+            ("cunet", f"best of {report['protocol'].get('variants')} gallery variants (oracle pick)",
+             ("cunet", 0, "variants")),
             ("cunet", f"{local} points + global histogram", ("cunet", local, "gt")),
             ("cunet", f"{local} points", ("cunet", local, "none")),
             ("Levin et al.", f"{local} points", ("levin", local, "none")),
@@ -250,6 +395,15 @@ def markdown_report(report: dict) -> str:
     truth = results[0]["colorfulness_gt"] if results else None
     if truth:
         lines += ["", f"Ground-truth colourfulness: {truth['mean']:.1f} ± {truth['sem']:.1f}."]
+    variants = _find(results, "cunet", 0, "variants")
+    if variants is not None:
+        lines += ["", f"The {report['protocol']['variants']} variants differ by {_cell(variants, 'variant_distance', 1)} "
+                  "a*b* units per pixel (mean over pairs)."]
+    if "suggestions" in report:
+        hit = report["suggestions"]
+        lines += ["", f"Suggestions (from the {hit['source']}): the ground-truth bin of a 5×5 patch is among the top "
+                  f"{hit['top']} in {100 * hit['hit_rate']['mean']:.1f} ± {100 * hit['hit_rate']['sem']:.1f} % of "
+                  f"{hit['positions']} patches per photo."]
     sources = report.get("sources", {})
     if len(sources) > 1:
         lines += ["", f"Every figure above is the macro average over {len(sources)} sources (each weighs the same).",
@@ -374,7 +528,7 @@ def figure_grid(
         hints = protocol_points(lab[1:], points, index) if ground_truth else []
         cells = [harness.run("gray", lab[:1], [], None)]
         for method in methods:
-            needs_reference = METHOD_INPUTS[method][1]
+            needs_reference = METHODS[method].needs_reference
             if needs_reference and reference8 is None and not ground_truth:
                 raise CunetError(f"method {method} needs --reference for photos without ground truth")
             # With ground truth and no reference given, the transfer baselines get the oracle reference.
@@ -383,6 +537,29 @@ def figure_grid(
         if ground_truth:
             cells.append(rgb8)
         rows.append(cells)
+    return _grid(labels, rows, height)
+
+
+def variants_grid(
+    paths: list[Path], colorizer: Colorizer, k: int, gallery=None, ground_truth: bool = True, height: int = 192,
+) -> Image.Image:
+    """The paper's Figs 13-14 for diversity: gray input | k variants from the gallery | ground truth."""
+    labels = ["input"] + [f"variant {i + 1}" for i in range(k)] + (["ground truth"] if ground_truth else [])
+    rows = []
+    for path in paths:
+        rgb8 = load_eval_photo(path, crop=True)
+        lab = _lab_of(rgb8)
+        gray = np.array(join_lab(lab[:1], torch.zeros(2, *lab.shape[-2:])).permute(1, 2, 0).numpy())
+        cells = [np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)]
+        cells += [np.asarray(image) for _, image in colorizer.variants(gray, k, gallery)]
+        cells += [np.zeros_like(rgb8)] * (1 + k - len(cells))
+        if ground_truth:
+            cells.append(rgb8)
+        rows.append(cells)
+    return _grid(labels, rows, height)
+
+
+def _grid(labels: list[str], rows: list[list[np.ndarray]], height: int) -> Image.Image:
     canvas = Image.new("RGB", (len(labels) * (height + 6) + 6, len(rows) * (height + 6) + 28), "white")
     draw = ImageDraw.Draw(canvas)
     for column, label in enumerate(labels):

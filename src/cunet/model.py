@@ -158,6 +158,22 @@ class CUNet(nn.Module):
     def global_hint_size(self) -> int:
         return self.config.global_bins + 3 if self.config.global_bins else 0
 
+    def _encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        channels = self.config.input_channels
+        if inputs.dim() != 4 or inputs.shape[1] != channels:
+            raise ValueError(f"inputs must have shape (B, {channels}, H, W), got {tuple(inputs.shape)}")
+        if inputs.shape[-1] % 8 or inputs.shape[-2] % 8:
+            raise ValueError(f"height and width must be multiples of 8, got {tuple(inputs.shape[-2:])}")
+        c1 = self.conv1(inputs)
+        c2 = self.conv2(self.down(c1))
+        c3 = self.conv3(self.down(c2))
+        return c1, c2, c3, self.conv4(self.down(c3))
+
+    def bottleneck(self, inputs: torch.Tensor) -> torch.Tensor:
+        """conv4's output (B, 8w, H/8, W/8), before the global hint joins: what the network makes of
+        the photo's content, used to find gallery photos of the same kind."""
+        return self._encode(inputs)[3]
+
     def forward(
         self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None,
         distribution_at: torch.Tensor | None = None,
@@ -169,15 +185,7 @@ class CUNet(nn.Module):
         only, giving logits (B, Q, N): the head is per-pixel, and its full (B, Q, H, W) map is far
         larger than the rest of the network's activations, so training samples pixels.
         """
-        channels = self.config.input_channels
-        if inputs.dim() != 4 or inputs.shape[1] != channels:
-            raise ValueError(f"inputs must have shape (B, {channels}, H, W), got {tuple(inputs.shape)}")
-        if inputs.shape[-1] % 8 or inputs.shape[-2] % 8:
-            raise ValueError(f"height and width must be multiples of 8, got {tuple(inputs.shape[-2:])}")
-        c1 = self.conv1(inputs)
-        c2 = self.conv2(self.down(c1))
-        c3 = self.conv3(self.down(c2))
-        x = self.conv4(self.down(c3))
+        c1, c2, c3, x = self._encode(inputs)
         if self.global_hint is not None:
             if global_hint is None:
                 global_hint = inputs.new_zeros(inputs.shape[0], self.global_hint_size)
