@@ -182,3 +182,13 @@ def test_decodings_that_need_a_distribution_head_are_refused_without_one(tiny_mo
         Colorizer.from_pretrained(tiny_model_file).distribution(astronaut)
     with pytest.raises(CunetError, match="decode must be one of"):
         Colorizer.from_pretrained(tiny_model_file, decode="mode")
+
+
+def test_a_model_whose_global_hint_has_other_bins_is_refused(tmp_path):
+    from cunet.checkpoint import save_weights
+    from cunet.model import CUNet, CUNetConfig
+
+    path = tmp_path / "other.safetensors"
+    save_weights(path, CUNet(CUNetConfig(width=4, activation="relu", global_bins=313)).eval(), {"working_size": 64})
+    with pytest.raises(CunetError, match="global hint has 313 bins; cunet's a\\*b\\* gamut has 261"):
+        Colorizer.from_pretrained(path)

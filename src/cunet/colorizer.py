@@ -22,7 +22,7 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab
 from cunet.errors import CunetError
-from cunet.gamut import decode_distribution, in_gamut_bins
+from cunet.gamut import decode_distribution, in_gamut_bins, num_bins
 from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
@@ -145,6 +145,9 @@ class Colorizer:
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
         self.working_size = check_working_size(self.working_size)
+        if self.model.config.global_bins not in (0, num_bins()):
+            raise CunetError(f"this model's global hint has {self.model.config.global_bins} bins; "
+                             f"cunet's a*b* gamut has {num_bins()}")
 
     @classmethod
     def from_pretrained(

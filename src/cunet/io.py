@@ -193,14 +193,6 @@ def load_rgb8(path: str | os.PathLike, max_short_side: int | None = None) -> np.
         return np.asarray(image)
 
 
-def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
-    """Float sRGB (H, W, 3) in [0, 1] (+ alpha) -> 8-bit PIL image (RGB or RGBA)."""
-    data = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-    if alpha is not None:
-        data = np.dstack([data, np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)])
-    return Image.fromarray(data)
-
-
 def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> None:
     """Write an image so that `path` either keeps its old content or holds the complete new file."""
     path = Path(path)

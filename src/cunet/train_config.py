@@ -141,7 +141,7 @@ class TrainConfig:
             value = getattr(self, name)
             _require(value is None or value >= 0, f"{name} must be >= 0, got {value}")
         _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must lie in [0, 1]")
-        _require(0 <= self.rebalance_mix <= 1, "ce_weight must be >= 0 and rebalance_mix in [0, 1]")
+        _require(0 <= self.rebalance_mix <= 1, "rebalance_mix must lie in [0, 1]")
         _require(0 < self.annealed_temperature <= 1, "annealed_temperature must lie in (0, 1]")
         _require(self.ce_weight == 0 or self.distribution_head, "ce_weight > 0 needs distribution_head = true")
         _require(self.loss in ("huber", "l2"), f"loss must be 'huber' or 'l2', got {self.loss!r}")
