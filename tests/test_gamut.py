@@ -80,3 +80,9 @@ def test_rebalancing_weights_favour_rare_colours_and_average_one_under_the_prior
     assert torch.allclose(rebalancing_weights(prior, mix=1.0), torch.ones(num_bins()))
     with pytest.raises(ValueError, match="mix"):
         rebalancing_weights(prior, mix=1.5)
+
+
+def test_the_shipped_in_gamut_table_is_what_the_rule_gives():
+    from cunet.gamut import _occupied_cells, occupied_cells_by_rule
+
+    assert torch.equal(_occupied_cells(), occupied_cells_by_rule())

@@ -4,6 +4,9 @@ Rule (stated so it can be recomputed and tested): a*b* is cut into 10x10 cells c
 multiples of 10 from -110 to 110 (a 23x23 grid). A cell is *in gamut* when at least one of the
 16.7 million 8-bit sRGB colours has its a*b* inside it. This gives 261 bins; the paper's 313 is
 Zhang et al.'s partly data-derived set, which cannot be recomputed exactly.
+
+Applying the rule converts every 8-bit colour (about 3 s), so its result ships as a constant,
+`IN_GAMUT_ROWS`, and a test recomputes it by the rule (`occupied_cells_by_rule`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,25 @@ def _cell_index(ab: torch.Tensor) -> torch.Tensor:
     return cells.select(-3, 0) * GRID_SIZE + cells.select(-3, 1)
 
 
+#: The rule's result: for each grid row a* = -110 + 10 i, the first and last b* column j (b* = -110 + 10 j)
+#: of its in-gamut cells, which are contiguous in every row.
+IN_GAMUT_ROWS = {
+    2: (19, 19), 3: (15, 19), 4: (13, 20), 5: (11, 20), 6: (9, 20), 7: (8, 20), 8: (7, 20), 9: (7, 20),
+    10: (6, 20), 11: (5, 20), 12: (4, 19), 13: (4, 19), 14: (3, 19), 15: (2, 19), 16: (2, 18), 17: (1, 18),
+    18: (0, 18), 19: (0, 18), 20: (2, 11), 21: (4, 6),
+}
+
+
 @lru_cache(maxsize=1)
 def _occupied_cells() -> torch.Tensor:
+    occupied = torch.zeros(GRID_SIZE * GRID_SIZE, dtype=torch.bool)
+    for row, (first, last) in IN_GAMUT_ROWS.items():
+        occupied[row * GRID_SIZE + first: row * GRID_SIZE + last + 1] = True
+    return occupied
+
+
+def occupied_cells_by_rule() -> torch.Tensor:
+    """The in-gamut mask recomputed from all 16.7 M 8-bit sRGB colours (slow: for the test of the constant)."""
     values = torch.arange(256, dtype=torch.float32) / 255.0
     green, blue = torch.meshgrid(values, values, indexing="ij")
     occupied = torch.zeros(GRID_SIZE * GRID_SIZE, dtype=torch.bool)
