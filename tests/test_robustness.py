@@ -349,3 +349,9 @@ def test_train_help_shows_every_default(monkeypatch, capsys):
 def test_usage_errors_are_one_error_line_and_exit_2(monkeypatch, capsys, args, message):
     code, out, err = run(monkeypatch, capsys, *args)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(message) and "╭" not in err
+
+
+def test_a_huge_bad_value_gives_a_short_message():
+    with pytest.raises(CunetError) as caught:
+        hints_from_json({"saturation": list(range(100000))}, "hints.json")
+    assert len(str(caught.value)) < 150

@@ -37,6 +37,12 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _POINT_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*(#?\w+)\s*(?:,\s*(\S+?)\s*)?$")
 
 
+def _short(value) -> str:
+    """A value as a message shows it: its repr, cut short (a hints file may hold anything, at any length)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -44,7 +50,7 @@ def _is_number(value) -> bool:
 def check_coordinate(value, what: str) -> float:
     """A finite pixel coordinate (int or float, not bool) -> float."""
     if not _is_number(value) or not math.isfinite(float(value)):
-        raise CunetError(f"{what} must be a finite number, got {value!r}")
+        raise CunetError(f"{what} must be a finite number, got {_short(value)}")
     return float(value)
 
 
@@ -54,7 +60,7 @@ def check_patch_size(value, what: str = "size") -> int:
         value = int(value)
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         if not (_is_number(value) and float(value).is_integer()):
-            raise CunetError(f"{what} must be a whole number of pixels from 1 to {MAX_PATCH}, got {value!r}")
+            raise CunetError(f"{what} must be a whole number of pixels from 1 to {MAX_PATCH}, got {_short(value)}")
     if not 1 <= int(value) <= MAX_PATCH:
         raise CunetError(f"{what} {int(value)} out of range: use 1 to {MAX_PATCH} pixels")
     return int(value)
@@ -72,7 +78,7 @@ def parse_color(value) -> tuple[int, int, int]:
     elif isinstance(value, (tuple, list, np.ndarray)) and len(value) == 3:
         if all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
             return int(value[0]), int(value[1]), int(value[2])
-    raise CunetError(f"bad colour {value!r}: expected '#rrggbb' (or r, g, b in 0-255)")
+    raise CunetError(f"bad colour {_short(value)}: expected '#rrggbb' (or r, g, b in 0-255)")
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class PointHint:
         for name in ("a", "b"):
             value = getattr(self, name)
             if not _is_number(value) or not -AB_LIMIT <= float(value) <= AB_LIMIT:
-                raise CunetError(f"point {name}* must be a number in [-128, 128], got {value!r}")
+                raise CunetError(f"point {name}* must be a number in [-128, 128], got {_short(value)}")
             object.__setattr__(self, name, float(value))
         object.__setattr__(self, "size", check_patch_size(self.size, "point size"))
 
@@ -125,7 +131,7 @@ def as_point(value, what: str = "point") -> PointHint:
     if isinstance(value, (tuple, list)) and len(value) in (3, 4):
         size = value[3] if len(value) == 4 else 3
         return _checked_point(lambda: PointHint.from_rgb(value[0], value[1], value[2], size), what)
-    raise CunetError(f"{what}: expected a PointHint or (x, y, '#rrggbb'[, size]), got {value!r}")
+    raise CunetError(f"{what}: expected a PointHint or (x, y, '#rrggbb'[, size]), got {_short(value)}")
 
 
 def _checked_point(make, what: str) -> PointHint:
@@ -156,7 +162,7 @@ class Hints:
             object.__setattr__(self, "saturation", check_saturation(self.saturation))
         if self.reference is not None:
             if not isinstance(self.reference, (str, os.PathLike)) or not str(self.reference).strip():
-                raise CunetError(f"reference must be the path of a colour photo, got {self.reference!r}")
+                raise CunetError(f"reference must be the path of a colour photo, got {_short(self.reference)}")
             object.__setattr__(self, "reference", Path(self.reference))
 
     def merged(self, other: Hints) -> Hints:
@@ -183,7 +189,7 @@ class Hints:
 def check_saturation(value, what: str = "saturation") -> float:
     """A mean saturation: a number (not a bool) in [0, 1]."""
     if not _is_number(value) or not 0.0 <= float(value) <= 1.0:
-        raise CunetError(f"{what} must be a number in [0, 1], got {value!r}")
+        raise CunetError(f"{what} must be a number in [0, 1], got {_short(value)}")
     return float(value)
 
 
@@ -205,21 +211,21 @@ def parse_points(text: str, origin: str = "--points") -> tuple[PointHint, ...]:
     it is almost always a quoting mistake."""
     parts = [part for part in text.split(";") if part.strip()]
     if not parts:
-        raise CunetError(f"{origin}: no points in {text!r}; expected {POINT_SYNTAX};...")
+        raise CunetError(f"{origin}: no points in {_short(text)}; expected {POINT_SYNTAX};...")
     points = []
     for part in parts:
         match = _POINT_PATTERN.match(part)
         if not match:
-            raise CunetError(f"{origin}: bad point {part.strip()!r}: expected {POINT_SYNTAX}, e.g. 120,80,#c08060,5")
+            raise CunetError(f"{origin}: bad point {_short(part.strip())}: expected {POINT_SYNTAX}, e.g. 120,80,#c08060,5")
         x, y, colour, size = match.groups()
-        where = f"{origin}: point {part.strip()!r}"
+        where = f"{origin}: point {_short(part.strip())}"
         points.append(_checked_point(lambda: PointHint.from_rgb(float(x), float(y), colour, size or 3), where))
     return tuple(points)
 
 
 def _point_from_json(item, where: str) -> PointHint:
     if not isinstance(item, dict):
-        raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {item!r}")
+        raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {_short(item)}")
     unknown = set(item) - {"x", "y", "color", "size", "a", "b"}
     if unknown:
         raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use x, y, color (or a, b), size")
@@ -246,7 +252,7 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
         raise CunetError(f"{origin}: unknown hint keys {sorted(unknown)}; use {', '.join(HINT_KEYS)}")
     items = data.get("points", [])
     if not isinstance(items, list):
-        raise CunetError(f"{origin}: points must be a list of objects, got {items!r}")
+        raise CunetError(f"{origin}: points must be a list of objects, got {_short(items)}")
     points = tuple(_point_from_json(item, f"{origin}: points[{i}]") for i, item in enumerate(items))
     saturation = histogram = reference = None
     if "saturation" in data:
@@ -255,7 +261,7 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
         histogram = check_histogram(data["histogram"], f"{origin}: histogram")
     if "reference" in data:
         if not isinstance(data["reference"], str) or not data["reference"].strip():
-            raise CunetError(f"{origin}: reference must be the path of a colour photo, got {data['reference']!r}")
+            raise CunetError(f"{origin}: reference must be the path of a colour photo, got {_short(data['reference'])}")
         reference = Path(data["reference"])
         if base is not None and not reference.is_absolute():
             reference = base / reference
