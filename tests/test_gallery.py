@@ -184,7 +184,7 @@ def test_gallery_build_and_info_from_the_command_line(monkeypatch, capsys, photo
     assert code == 0 and "5 photos" in stdout
     code, stdout, _ = run(monkeypatch, capsys, "gallery", "info", out)
     info = json.loads(stdout)
-    assert code == 0 and info["photos"] == 5 and info["descriptors"] == ["luminance", "features"]
+    assert code == 0 and info["photos"] == 5 and info["descriptors"] == ["predicted", "features", "luminance"]
 
 
 def test_gallery_build_refuses_other_suffixes(monkeypatch, capsys, photo_folder, tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -126,11 +127,11 @@ class Gallery:
         return chosen
 
     def info(self) -> dict:
-        counts: dict[str, int] = {}
-        for source in self.sources:
-            counts[source] = counts.get(source, 0) + 1
-        return {"photos": len(self), "sources": counts, "descriptors": ["luminance"] + (["features"] if
-                self.features is not None else []), "model": self.model_fingerprint,
+        """What `cunet gallery info` prints: photos per source, the descriptors it can be queried by,
+        the model its features belong to."""
+        counts = dict(Counter(self.sources))
+        descriptors = [d for d in DESCRIPTORS if d != "features" or self.features is not None]
+        return {"photos": len(self), "sources": counts, "descriptors": descriptors, "model": self.model_fingerprint,
                 "thumbnails": self.thumbnails is not None, "working_size": self.working_size}
 
     def save(self, path: str | os.PathLike) -> None:
