@@ -251,3 +251,15 @@ def test_evaluate_reports_retrieval_variants_and_suggestion_hits(gallery, head_m
     assert report["suggestions"]["source"] == "gallery" and 0 <= report["suggestions"]["hit_rate"]["mean"] <= 1
     head = Colorizer.from_pretrained(head_model_file)
     assert evaluate(paths, ["cunet"], [0], ["none"], head, progress=False, suggest_top=8)["suggestions"]["source"] == "model"
+
+
+def test_variants_of_a_batch_go_on_past_a_bad_photo(monkeypatch, capsys, gallery, gallery_photos, tiny_model_file,
+                                                   tmp_path):
+    gallery.save(tmp_path / "g.gallery")
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(gray_of(gallery_photos[1])).save(good)
+    bad.write_bytes(b"not a photo")
+    code, _, err = run(monkeypatch, capsys, "colorize", good, bad, "--variants", "2", "--gallery", tmp_path / "g.gallery",
+                       "--out-dir", tmp_path / "out", "--model", tiny_model_file, "--size", "32")
+    assert code == 2 and "bad.png: not a readable image" in err and err.strip().endswith("the others were written")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_v1.png", "good_v2.png"]

@@ -165,21 +165,25 @@ def colorize(
     colorizer = Colorizer.from_pretrained(model, decode=decode)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
-    if variants:
-        for path, files in tqdm(list(zip(paths, targets)), desc="variants", unit="photo", disable=len(paths) == 1):
-            for (_, image), target in zip(colorizer.variants(path, variants, chosen_gallery, given), files):
-                save_image_atomic(image, target)
-                typer.echo(f"wrote {target}")
-        return
+    def colour_one(path: Path, target, quiet: bool = False) -> None:
+        if variants:
+            results = colorizer.variants(path, variants, chosen_gallery, given, size=size)
+            for (_, image), file in zip(results, target):
+                save_image_atomic(image, file)
+                if not quiet:
+                    typer.echo(f"wrote {file}")
+        else:
+            _colorize_file(colorizer, path, target, given, size, all_frames, quiet)
+
     if len(paths) == 1:
-        _colorize_file(colorizer, paths[0], targets[0], given, size, all_frames)
+        colour_one(paths[0], targets[0])
         return
     # A batch goes on past a bad photo (one error line each) and fails at the end, so that one
     # damaged scan does not stop an archive's night run.
     failures = 0
     for path, target in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo"):
         try:
-            _colorize_file(colorizer, path, target, given, size, all_frames, quiet=True)
+            colour_one(path, target, quiet=True)
         except CunetError as error:
             failures += 1
             tqdm.write(f"error: {error}", file=sys.stderr)

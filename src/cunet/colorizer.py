@@ -306,7 +306,7 @@ class Colorizer:
 
     @torch.no_grad()
     def variants(self, image: ImageInput | PreparedPhoto, k: int, gallery=None,
-                 hints: Hints | None = None) -> list[tuple[Hints, Image.Image]]:
+                 hints: Hints | None = None, size: int | None = None) -> list[tuple[Hints, Image.Image]]:
         """k colourings from k gallery photos (`match_references`), each one's a*b* histogram as the
         global hint (with the points and saturation of `hints`, if given): the paper's "variety of
         reasonable colouring effects"."""
@@ -318,7 +318,7 @@ class Colorizer:
         results = []
         for index in self.match_references(prepared, k, gallery):
             chosen = Hints(base.points, gallery.histograms[index], base.saturation)
-            results.append((chosen, self.colorize(prepared, chosen)))
+            results.append((chosen, self.colorize(prepared, chosen, size=size)))
         return results
 
     @torch.no_grad()
