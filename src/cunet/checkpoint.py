@@ -14,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_bytes
 
 from cunet.errors import CunetError
-from cunet.io import write_atomic
+from cunet.io import existing_file, write_atomic
 from cunet.model import CUNet, CUNetConfig
 
 FORMAT = "cunet"
@@ -31,11 +31,7 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict) 
 
 def read_tensors(path: Path, what: str = "model file") -> tuple[dict[str, torch.Tensor], dict]:
     """A file written by `write_tensors` -> (tensors, metadata); anything else is a CunetError."""
-    path = Path(path)
-    if path.is_dir():
-        raise CunetError(f"{path}: is a folder, not a {what}")
-    if not path.is_file():
-        raise CunetError(f"{path}: no such {what}")
+    path = existing_file(path, what)
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}

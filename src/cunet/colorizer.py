@@ -106,6 +106,12 @@ def _resize(tensor: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def working_lab(rgb: torch.Tensor, short_side: int) -> torch.Tensor:
+    """sRGB (1, 3, H, W) -> its L*a*b* (1, 3, h, w) at the working shape for `short_side`: what the
+    network, the global-hint histograms and the gallery's descriptors all see."""
+    return rgb_to_lab(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], short_side)))
+
+
 def _photo_tensor(photo: Photo) -> torch.Tensor:
     return torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
 
@@ -126,8 +132,8 @@ class PreparedPhoto:
     def working(self, size: int) -> tuple[tuple[int, int], torch.Tensor]:
         """(working shape (h, w), L* (1, 1, h, w)) for a working short side, computed once."""
         if size not in self._working:
-            shape = working_shape(self.photo.rgb.shape[0], self.photo.rgb.shape[1], size)
-            self._working[size] = shape, rgb_to_lab(_resize(_photo_tensor(self.photo), shape))[:, :1]
+            lightness = working_lab(_photo_tensor(self.photo), size)[:, :1]
+            self._working[size] = tuple(lightness.shape[-2:]), lightness
         return self._working[size]
 
 
@@ -171,9 +177,7 @@ class Colorizer:
 
     def histogram_of(self, image: ImageInput) -> torch.Tensor:
         """A colour photo's global-hint histogram, taken at the working size as in training."""
-        rgb = _photo_tensor(load_photo(image))
-        small = _resize(rgb, working_shape(*rgb.shape[-2:], self.working_size))
-        return photo_histogram(rgb_to_lab(small)[0, 1:])
+        return photo_histogram(working_lab(_photo_tensor(load_photo(image)), self.working_size)[0, 1:])
 
     def global_histogram(self, hints: Hints) -> torch.Tensor | None:
         """The histogram the network gets: the given one, else the reference photo's, else none."""

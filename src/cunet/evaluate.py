@@ -311,7 +311,7 @@ def evaluate(
                 if len(outputs) > 1:
                     entry["variant_distance"].append(mean_pairwise_ab_distance(outputs))
         if suggest_top and colorizer is not None:
-            hit, suggestion_source = suggestion_hits(colorizer, rgb8, lab, index, suggest_top, context)
+            hit, suggestion_source = suggestion_hits(colorizer, lab, index, suggest_top, context)
             hits.append(hit)
     results = []
     for (method, count, setting), entry in scores.items():
@@ -339,17 +339,13 @@ def evaluate(
     }
 
 
-def suggestion_hits(colorizer: Colorizer, rgb8: np.ndarray, lab: torch.Tensor, index: int, top: int,
-                    context: Context) -> tuple[float, str]:
+def suggestion_hits(
+    colorizer: Colorizer, lab: torch.Tensor, index: int, top: int, context: Context,
+) -> tuple[float, str]:
     """The share of the photo's first SUGGEST_POINTS protocol patches whose ground-truth bin (of the
     patch's mean a*b*) is among the `top` suggestions at the patch centre, given no hints."""
     prepared = colorizer.prepare(_gray_rgb(lab[:1]))
-    gallery = context.gallery
-    if colorizer.model.distribution is None and gallery is None:
-        from cunet.gallery import bundled_gallery
-
-        gallery = context.gallery = bundled_gallery()
-    probabilities, source = colorizer.colour_probabilities(prepared, gallery=gallery)
+    probabilities, source = colorizer.colour_probabilities(prepared, gallery=context.gallery)
     patches = protocol_points(lab[1:], SUGGEST_POINTS, index)
     hits = 0
     for patch in patches:
@@ -549,9 +545,8 @@ def variants_grid(
     for path in paths:
         rgb8 = load_eval_photo(path, crop=True)
         lab = _lab_of(rgb8)
-        gray = np.array(join_lab(lab[:1], torch.zeros(2, *lab.shape[-2:])).permute(1, 2, 0).numpy())
-        cells = [np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)]
-        cells += [np.asarray(image) for _, image in colorizer.variants(gray, k, gallery)]
+        cells = [_to_uint8(lab[:1], torch.zeros(2, *lab.shape[-2:]))]
+        cells += [np.asarray(image) for _, image in colorizer.variants(_gray_rgb(lab[:1]), k, gallery)]
         cells += [np.zeros_like(rgb8)] * (1 + k - len(cells))
         if ground_truth:
             cells.append(rgb8)

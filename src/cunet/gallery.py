@@ -27,7 +27,6 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from cunet.checkpoint import read_tensors, write_tensors
-from cunet.color import rgb_to_lab
 from cunet.errors import CunetError
 from cunet.gamut import num_bins
 from cunet.hints import network_inputs, photo_histogram
@@ -180,7 +179,7 @@ def build_gallery(
 ) -> tuple[Gallery, int]:
     """Index colour photos -> (gallery, number skipped as unreadable). With a model, the bottleneck
     descriptor is stored too (standardised over these photos)."""
-    from cunet.colorizer import working_shape  # lazily: colorizer imports this module's users
+    from cunet.colorizer import working_lab  # lazily: colorizer imports this module's users
 
     sources = list(sources) if sources is not None else [Path(p).parent.name for p in paths]
     histograms, luminance, features, thumbs, kept_paths, kept_sources = [], [], [], [], [], []
@@ -191,10 +190,7 @@ def build_gallery(
         except (OSError, ValueError, SyntaxError):  # CunetError is a ValueError
             skipped += 1
             continue
-        rgb = torch.from_numpy(np.array(rgb8)).permute(2, 0, 1)[None].float() / 255
-        shape = working_shape(rgb.shape[-2], rgb.shape[-1], working_size)
-        lab = rgb_to_lab(torch.nn.functional.interpolate(rgb, size=shape, mode="bilinear", antialias=True,
-                                                         align_corners=False))
+        lab = working_lab(torch.from_numpy(np.array(rgb8)).permute(2, 0, 1)[None].float() / 255, working_size)
         histograms.append(photo_histogram(lab[0, 1:]))
         luminance.append(luminance_histogram(lab[:, :1])[0])
         if model is not None:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from cunet.color import mean_saturation, normalize_ab, normalize_l, rgb_to_lab
 from cunet.errors import CunetError
 from cunet.gamut import ab_histogram, num_bins
+from cunet.io import existing_file
 from cunet.propagation import propagate_points
 from cunet.train_config import HintSimulation
 
@@ -272,11 +273,9 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
 
 def load_hints_file(path: str | os.PathLike) -> Hints:
     """A JSON hints file -> Hints; every error names the file and the hint."""
-    path = Path(path)
+    path = existing_file(path, "hints file")
     try:
         text = path.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        raise CunetError(f"{path}: is a folder, not a hints file") from None
     except OSError as error:
         raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
     except UnicodeDecodeError:

@@ -108,6 +108,16 @@ def _convert_pil(image: Image.Image) -> Photo:
     return _from_array(np.asarray(image if mode == target else image.convert(target)))
 
 
+def existing_file(path: str | os.PathLike, kind: str) -> Path:
+    """`path` as a Path, or a CunetError saying that it is a folder or missing (`kind` names what was wanted)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CunetError(f"{path}: is a folder, not a {kind}")
+    if not path.is_file():
+        raise CunetError(f"{path}: no such {kind}")
+    return path
+
+
 def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
     """Open a photo file (or its bytes) lazily, refusing one over MAX_PIXELS from its header alone.
 
@@ -149,12 +159,7 @@ def load_photo(source, frame: int = 0) -> Photo:
     if isinstance(source, (bytes, bytearray)):
         name = f"{len(source)}-byte image"
     elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = str(path)
-        if path.is_dir():
-            raise CunetError(f"{path}: is a folder, not a photo")
-        if not path.is_file():
-            raise CunetError(f"{path}: no such file")
+        name = str(existing_file(source, "photo file"))
     else:
         raise CunetError(f"a photo must be a path, bytes, PIL image or numpy array, got {type(source).__name__}")
     image = open_image(source, name)
