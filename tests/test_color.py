@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from cunet.color import (
     normalize_ab,
     normalize_l,
     rgb_to_lab,
+    srgb_with_ab_uint8,
 )
 
 
@@ -33,6 +36,26 @@ def test_lab_to_rgb_matches_scikit_image_inside_the_gamut():
     lab = skcolor.rgb2lab(dense_rgb_sample(15))
     ours = lab_to_rgb(torch.from_numpy(lab.T.reshape(3, -1, 1)).float())[:, :, 0].T.numpy()
     assert np.abs(ours - skcolor.lab2rgb(lab)).max() < 1e-3
+
+
+def test_the_fused_join_keeps_each_pixels_lightness_and_takes_the_given_ab_as_scikit_image_does():
+    rgb = dense_rgb_sample(15).astype(np.float32)
+    rng = np.random.default_rng(0)
+    ab = rng.uniform(-110, 110, size=(len(rgb), 2)).astype(np.float32)  # in and far out of gamut
+    lab = np.concatenate([skcolor.rgb2lab(rgb)[:, :1], ab], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-image notes the out-of-gamut colours (negative Z)
+        expected = np.rint(np.clip(skcolor.lab2rgb(lab), 0, 1) * 255)
+    ours = srgb_with_ab_uint8(rgb, ab[:, 0].copy(), ab[:, 1].copy(), np.empty((len(rgb), 3), np.uint8))
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+    assert (ours == expected).mean() > 0.99
+
+
+def test_the_fused_join_of_a_gray_photo_with_zero_ab_gives_back_the_photo():
+    gray = np.repeat(np.arange(256, dtype=np.float32)[:, None] / 255, 3, axis=1)
+    zero = np.zeros(256, np.float32)
+    assert np.array_equal(srgb_with_ab_uint8(gray, zero, zero, np.empty((256, 3), np.uint8)),
+                          np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
 
 
 def test_round_trip_returns_the_8bit_colour(astronaut):

@@ -6,6 +6,7 @@ the ab output scale live here and nowhere else.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
 from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
@@ -71,3 +72,71 @@ def mean_saturation(rgb: torch.Tensor) -> torch.Tensor:
 def chroma(ab: torch.Tensor) -> torch.Tensor:
     """Chroma sqrt(a*^2 + b*^2) of (*, 2, H, W) -> (*, H, W)."""
     return torch.linalg.vector_norm(ab, dim=-3)
+
+
+# The fused full-resolution path: numpy on small tiles, in place, no full-size temporaries. The same
+# D65 constants as kornia (tests compare both with scikit-image).
+_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
+_WHITE_X, _WHITE_Z = 0.950456, 1.088754
+_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
+                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
+                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]], dtype=np.float32)
+_LAB_EPSILON = 216 / 24389  # below this Y the L* curve is linear
+_LAB_DELTA = 6 / 29
+
+
+def _fix_where(values: np.ndarray, mask: np.ndarray, linear) -> None:
+    """Replace `values` by linear(...) where `mask` holds: the straight segment of a piecewise curve."""
+    if mask.any():
+        np.copyto(values, linear(), where=mask)
+
+
+def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Pixels (n, 3) of float sRGB in [0, 1] keep their own L* and take a*, b* (n,) -> `out` (n, 3) uint8.
+
+    The same result as lab_to_rgb(cat(rgb_to_lab(rgb)[L*], ab)) rounded to 8 bits (within one level),
+    fused: the photo's Y gives f(Y) directly (L* itself is never formed), and X, Z follow from a*, b*.
+    Out-of-gamut colours are clipped; f(Z) is clamped at 0 as scikit-image and kornia do.
+    """
+    n = len(a)
+    mask = np.empty(n, dtype=bool)
+    channel = np.empty(n, dtype=np.float32)
+    y = np.zeros(n, dtype=np.float32)
+    for c in range(3):  # sRGB -> linear, weighted into Y
+        x = rgb[:, c]
+        np.add(x, np.float32(0.055), out=channel)
+        channel *= np.float32(1 / 1.055)
+        np.power(channel, np.float32(2.4), out=channel)
+        np.less_equal(x, np.float32(0.04045), out=mask)
+        _fix_where(channel, mask, lambda: x * np.float32(1 / 12.92))
+        channel *= np.float32(_RGB_TO_Y[c])
+        y += channel
+    fy = np.cbrt(y)
+    np.less_equal(y, np.float32(_LAB_EPSILON), out=mask)
+    _fix_where(fy, mask, lambda: y * np.float32(24389 / 27 / 116) + np.float32(16 / 116))
+    fx = a * np.float32(1 / 500)
+    fx += fy
+    fz = b * np.float32(-1 / 200)
+    fz += fy
+    np.maximum(fz, 0, out=fz)
+    for f, white in ((fx, _WHITE_X), (fz, _WHITE_Z)):  # f -> X / white, Z / white, in place
+        cube = f * f
+        cube *= f
+        np.less_equal(f, np.float32(_LAB_DELTA), out=mask)
+        _fix_where(cube, mask, lambda: (f - np.float32(4 / 29)) * np.float32(3 * _LAB_DELTA**2))
+        np.multiply(cube, np.float32(white), out=f)
+    for c in range(3):  # XYZ -> linear sRGB -> gamma -> 8 bits
+        np.multiply(fx, _XYZ_TO_RGB[c, 0], out=channel)
+        channel += _XYZ_TO_RGB[c, 1] * y
+        channel += _XYZ_TO_RGB[c, 2] * fz
+        np.clip(channel, 0, 1, out=channel)
+        np.less_equal(channel, np.float32(0.0031308), out=mask)
+        dark = channel * np.float32(12.92 * 255) if mask.any() else None
+        np.power(channel, np.float32(1 / 2.4), out=channel)
+        channel *= np.float32(1.055 * 255)
+        channel -= np.float32(0.055 * 255 - 0.5)
+        if dark is not None:
+            dark += np.float32(0.5)
+            np.copyto(channel, dark, where=mask)
+        out[:, c] = channel  # truncation of value + 0.5 rounds; all values are >= 0.5 here
+    return out
