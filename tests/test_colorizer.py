@@ -95,15 +95,30 @@ def test_points_outside_the_photo_are_a_clear_error(colorizer, astronaut):
         colorizer.colorize(astronaut[:32, :64], points=[PointHint(x=64, y=3, a=10, b=10)])
 
 
+class RecordingRuntime:
+    """A runtime that notes what the network is given and passes it on."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.encoded, self.decoded = inner, [], []
+
+    def encode(self, inputs):
+        self.encoded.append(inputs)
+        return self.inner.encode(inputs)
+
+    def decode(self, features, global_hint):
+        self.decoded.append(global_hint)
+        return self.inner.decode(features, global_hint)
+
+
 def network_call(colorizer: Colorizer, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """Run colorize and return what the network was given: (inputs, global hint)."""
-    seen = []
-    handle = colorizer.model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs))
+    recorder = RecordingRuntime(colorizer.runtime)
+    colorizer._runtime = recorder
     try:
         colorizer.colorize(*args, **kwargs)
     finally:
-        handle.remove()
-    return seen[0]
+        colorizer._runtime = recorder.inner
+    return recorder.encoded[0], recorder.decoded[0]
 
 
 def test_points_reach_the_network_scaled_to_the_working_size(colorizer, astronaut):

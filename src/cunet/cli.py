@@ -76,7 +76,13 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None) -> list[Path]:
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif"}
+
+
+def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None, output_format: str = "png") -> list[Path]:
+    if output_format.lower() not in OUTPUT_FORMATS:
+        raise CunetError(f"--format {output_format!r}: use png, jpg, webp or tif")
+    suffix = OUTPUT_FORMATS[output_format.lower()]
     if out is not None and out_dir is not None:
         raise CunetError("give either -o/--out or --out-dir, not both")
     if out is not None:
@@ -84,11 +90,11 @@ def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None) -> 
             raise CunetError(f"-o/--out takes one input, got {len(inputs)}; use --out-dir for several")
         targets = [out]
     elif out_dir is not None:
-        targets = [out_dir / f"{p.stem}.png" for p in inputs]
+        targets = [out_dir / f"{p.stem}{suffix}" for p in inputs]
         if len(set(targets)) != len(targets):
             raise CunetError("two inputs share a file name; colour them into different folders")
     else:
-        targets = [p.with_name(f"{p.stem}_color.png") for p in inputs]
+        targets = [p.with_name(f"{p.stem}_color{suffix}") for p in inputs]
     sources = {p.resolve() for p in inputs}
     for target in targets:
         if target.resolve() in sources:
@@ -122,7 +128,7 @@ def colorize(
     inputs: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns ('scans/*.tif').", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (one input only); its folder is created.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(
-        help=_with_default("Output folder (created if missing); files keep their names as .png.",
+        help=_with_default("Output folder (created if missing); files keep their names, with the --format type.",
                            "beside each input, as NAME_color.png"))] = None,
     points: Annotated[Optional[str], typer.Option(help=_with_default("Colour points 'x,y,#rrggbb[,size];...' in input pixels (see below).", "none: automatic"))] = None,
     hints: Annotated[Optional[Path], typer.Option(help=_with_default("JSON file with points, saturation and/or reference (see below).", "none"))] = None,
@@ -141,12 +147,21 @@ def colorize(
         "photos' colour histograms (0 = one colouring).")] = 0,
     gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for --variants (cunet gallery build).",
                                                                        "the bundled gallery"))] = None,
+    format_: Annotated[str, typer.Option("--format", help=(
+        "Output type for --out-dir and NAME_color files: png (lossless), jpg, webp or tif; -o takes its name's type."))] = "png",
+    quality: Annotated[Optional[int], typer.Option(help=_with_default("JPEG/WebP quality, 1-100.", "95"))] = None,
+    backend: Annotated[str, typer.Option(help=(
+        "How the network runs: auto (ONNX Runtime if installed, else eager), eager, channels-last, onnx, "
+        "compile (torch.compile), bf16 (faster, not exact)."))] = "auto",
 ) -> None:
     """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.hints import Hints, load_hints_file, parse_points
-    from cunet.io import save_image_atomic
+    from cunet.runtime import check_backend
 
+    check_backend(backend)
+    if quality is not None and not 1 <= quality <= 100:
+        raise CunetError(f"--quality {quality} out of range: use 1 to 100")
     paths = expand_inputs(inputs)
     given = Hints(parse_points(points)) if points is not None else Hints()
     if hints is not None:
@@ -158,56 +173,58 @@ def colorize(
     if not 0 <= variants <= 64:
         raise CunetError(f"--variants {variants} out of range: use 1 to 64 (0 = off)")
     chosen_gallery = _load_gallery(gallery) if variants else None
-    targets = output_paths(paths, out, out_dir)
+    targets = output_paths(paths, out, out_dir, format_)
     if variants:
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
-    colorizer = Colorizer.from_pretrained(model, decode=decode)
+    colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
-    def colour_one(path: Path, target, quiet: bool = False) -> None:
-        if variants:
-            results = colorizer.variants(path, variants, chosen_gallery, given, size=size)
-            for (_, image), file in zip(results, target):
-                save_image_atomic(image, file)
-                if not quiet:
-                    typer.echo(f"wrote {file}")
-        else:
-            _colorize_file(colorizer, path, target, given, size, all_frames, quiet)
+    if variants:
+        _write_variants(colorizer, paths, targets, variants, chosen_gallery, given, size, quality)
+        return
+    from cunet.batch import colorize_files
 
+    outcomes = colorize_files(colorizer, list(zip(paths, targets)), given, size, all_frames, frame_target, quality,
+                              note=lambda text: tqdm.write(text, file=sys.stderr))
     if len(paths) == 1:
-        colour_one(paths[0], targets[0])
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise CunetError(outcome.error)
+            typer.echo(f"wrote {outcome.target}")
         return
     # A batch goes on past a bad photo (one error line each) and fails at the end, so that one
     # damaged scan does not stop an archive's night run.
     failures = 0
-    for path, target in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo"):
-        try:
-            colour_one(path, target, quiet=True)
-        except CunetError as error:
+    for outcome in tqdm(outcomes, total=None if all_frames else len(paths), desc="colorizing", unit="photo"):
+        if outcome.error is not None:
             failures += 1
-            tqdm.write(f"error: {error}", file=sys.stderr)
+            tqdm.write(f"error: {outcome.error}", file=sys.stderr)
     if failures:
         raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
 
-def _colorize_file(colorizer, path: Path, target: Path, hints, size: int | None, all_frames: bool,
-                   quiet: bool = False) -> None:
-    """One input file -> its output (or one per frame); a note on stderr when frames are left out."""
-    from cunet.io import load_photo, save_image_atomic
+def _write_variants(colorizer, paths: list[Path], targets: list[list[Path]], variants: int, gallery, hints,
+                    size: int | None, quality: int | None) -> None:
+    """K colourings per photo from the gallery; a batch goes on past a bad photo, as plain colouring does."""
+    from cunet.io import save_image_atomic
 
-    photo = load_photo(path)
-    if photo.frames > 1 and not all_frames:
-        tqdm.write(f"note: {path} has {photo.frames} frames; colouring the first (--all-frames colours each)",
-                   file=sys.stderr)
-    frames = range(photo.frames) if all_frames else range(1)
-    for frame in frames:
-        if frame:
-            photo = load_photo(path, frame)
-        destination = frame_target(target, frame) if all_frames and photo.frames > 1 else target
-        save_image_atomic(colorizer.colorize(photo, hints, size=size), destination)
-        if not quiet:
-            typer.echo(f"wrote {destination}")
+    failures = 0
+    for path, files in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo", disable=len(paths) == 1):
+        try:
+            results = colorizer.variants(path, variants, gallery, hints, size=size)
+        except CunetError as error:
+            if len(paths) == 1:
+                raise
+            failures += 1
+            tqdm.write(f"error: {error}", file=sys.stderr)
+            continue
+        for (_, image), file in zip(results, files):
+            save_image_atomic(image, file, quality)
+            if len(paths) == 1:
+                typer.echo(f"wrote {file}")
+    if failures:
+        raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
 
 _TRAIN_DEFAULTS = {item.name: item.default for item in fields(TrainConfig)}
@@ -258,17 +275,38 @@ def train(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.safetensors).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A training checkpoint (last.safetensors); with --onnx also a weights file.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .safetensors weights, or .onnx with --onnx.")],
     full_precision: Annotated[bool, typer.Option(help="Keep fp32 weights instead of fp16.")] = False,
     decode: Annotated[str, typer.Option(
         help="Default decoding stored with the weights: regression, annealed (distribution head) or blend.")] = "regression",
     temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
+    onnx: Annotated[bool, typer.Option("--onnx", help=(
+        "Write the whole network as an ONNX graph (for ONNX Runtime and other tools; its metadata says how "
+        "to feed it) instead of a weights file."))] = False,
 ) -> None:
-    """Turn a training checkpoint into a small weights file for `colorize --model`."""
+    """Turn a training checkpoint into a small weights file for `colorize --model`, or a model into ONNX."""
     from cunet.train import export_weights
 
+    if onnx:
+        from cunet.checkpoint import load_model
+        from cunet.runtime import onnx_available, write_onnx
+
+        if out.suffix != ".onnx":
+            raise CunetError(f"{out}: ONNX files end in .onnx")
+        if not onnx_available():
+            raise CunetError("--onnx needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
+        model, metadata = load_model(checkpoint)
+        info = metadata.get("info", {})
+        if metadata.get("kind") == "checkpoint":
+            info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128),
+                    "decode": {"method": decode, "temperature": temperature, "blend": blend}}
+        prepare_output_folder(out.parent)
+        write_onnx(model, info, out)
+        typer.echo(f"wrote {out}")
+        return
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
     prepare_output_folder(out.parent)

@@ -27,6 +27,7 @@ from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
+from cunet.runtime import check_backend, make_runtime
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Photo
 DEFAULT_WEIGHTS = "default.safetensors"
@@ -123,6 +124,8 @@ class PreparedPhoto:
 
     photo: Photo
     _working: dict = field(default_factory=dict, repr=False)
+    #: (key, features) of the last encoding (conv1-4): a new global hint alone reuses it.
+    _encoded: tuple | None = field(default=None, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -147,20 +150,25 @@ class Colorizer:
     decode: str = "regression"  # or "annealed" / "blend" (needs a distribution head)
     temperature: float = 0.38  # of the annealed mean: 1 = the plain mean, towards 0 the mode
     blend: float = 0.5  # share of the annealed mean in "blend"
+    backend: str = "auto"  # how the network runs: cunet.runtime.BACKENDS
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
         self.working_size = check_working_size(self.working_size)
+        self.backend = check_backend(self.backend)
+        self._runtime = None
         if self.model.config.global_bins not in (0, num_bins()):
             raise CunetError(f"this model's global hint has {self.model.config.global_bins} bins; "
                              f"cunet's a*b* gamut has {num_bins()}")
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None
+        cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None,
+        backend: str = "auto",
     ) -> Colorizer:
         """The bundled default model (path None) or a weights/checkpoint file. `decode` defaults to the
-        choice stored with the weights (measured when they were exported), else the regression head."""
+        choice stored with the weights (measured when they were exported), else the regression head;
+        `backend` picks how the network runs (`cunet.runtime`)."""
         path = bundled_weights() if path is None else Path(path)
         model, metadata = load_model(path)
         info = metadata.get("info", {})
@@ -169,7 +177,14 @@ class Colorizer:
         stored = info.get("decode", {})
         return cls(model, working_size or int(info.get("working_size", 128)), info,
                    decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
-                   float(stored.get("blend", 0.5)))
+                   float(stored.get("blend", 0.5)), backend)
+
+    @property
+    def runtime(self):
+        """The network's runtime (`cunet.runtime`), made on first use: ONNX export takes ~0.2 s."""
+        if self._runtime is None:
+            self._runtime = make_runtime(self.model, self.backend)
+        return self._runtime
 
     def prepare(self, image: ImageInput | PreparedPhoto) -> PreparedPhoto:
         """Decode a photo once for several calls (`colorize`, `predict_ab`, `distribution`, `suggest`)."""
@@ -217,10 +232,14 @@ class Colorizer:
         Bad input of any kind raises CunetError with a message meant for the user.
         """
         prepared = self.prepare(image)
-        photo = prepared.photo
         hints = self._hints(hints, points, histogram, saturation, reference)
-        ab = self.predict_ab(prepared, hints, size=size)
-        rgb8 = join_full_resolution(photo.rgb, ab)
+        return self.finish(prepared, self.predict_ab(prepared, hints, size=size))
+
+    def finish(self, prepared: PreparedPhoto, ab: torch.Tensor, threads: int | None = None) -> Image.Image:
+        """The photo's own full-resolution L* joined with a*b* (1, 2, h, w) -> its colour image (with its
+        alpha, if it had one). `threads` for the join: PyTorch's count by default."""
+        photo = prepared.photo
+        rgb8 = join_full_resolution(photo.rgb, ab, threads=threads)
         if photo.alpha is None:
             return Image.fromarray(rgb8)
         alpha = np.clip(np.rint(photo.alpha * 255.0), 0, 255).astype(np.uint8)
@@ -244,7 +263,26 @@ class Colorizer:
     def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
                    size: int | None = None) -> torch.Tensor:
         """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says."""
-        regression, logits = self._run(self.prepare(image), hints or Hints(), size)
+        return self._decoded(*self._run(self.prepare(image), hints or Hints(), size))
+
+    def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
+                         size: int | None = None) -> list[torch.Tensor]:
+        """`predict_ab` for photos of one working shape, the same hints for each, in one network pass:
+        what batch colouring runs (`cunet.batch`)."""
+        hints = hints or Hints()
+        prepared_inputs = [self._network_input(prepared, self._encoding_key(prepared, hints, size)) for prepared in photos]
+        if len({tuple(inputs.shape) for inputs in prepared_inputs}) > 1:
+            raise CunetError("predict_ab_batch needs photos of one working shape")
+        global_hint = self._global_hint(hints)
+        if global_hint is not None:
+            global_hint = global_hint.expand(len(photos), -1)
+        features = self.runtime.encode(torch.cat(prepared_inputs))
+        regression, logits = self.runtime.decode(features, global_hint)
+        return [self._decoded(denormalize_ab(regression[i:i + 1]), None if logits is None else logits[i:i + 1])
+                for i in range(len(photos))]
+
+    def _decoded(self, regression: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        """The a*b* the user sees from the two heads' outputs, as `decode` says."""
         if self.decode == "regression":
             return regression
         annealed = decode_distribution(logits, self.temperature)
@@ -261,26 +299,39 @@ class Colorizer:
         _, logits = self._run(self.prepare(image), hints or Hints(), size)
         return torch.softmax(logits[0], dim=0)
 
-    def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape."""
+    def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:
+        """What the encoding (conv1-4) depends on: the runtime, the working size and the points there."""
         size = self.working_size if size is None else check_working_size(size)
         width, height = prepared.size
         for point in hints.points:
             if not point.inside(width, height):
                 raise CunetError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
+        shape, _ = prepared.working(size)
+        return self.runtime, size, tuple(p.scaled(shape[1] / width, shape[0] / height) for p in hints.points)
+
+    def _network_input(self, prepared: PreparedPhoto, key: tuple) -> torch.Tensor:
+        """The network's input (1, C, h, w) for an encoding key: L*, the point maps (and their spread)."""
+        _, size, scaled = key
         shape, lightness = prepared.working(size)
-        scaled = [p.scaled(shape[1] / width, shape[0] / height) for p in hints.points]
-        point_maps = encode_point_hints(scaled, *shape)[None]
-        global_hint = encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
-        parameter = next(self.model.parameters())
-        inputs = network_inputs(lightness, point_maps, self.model.config.propagated_hints)
-        inputs = inputs.to(parameter.device, parameter.dtype)
+        point_maps = encode_point_hints(list(scaled), *shape)[None]
+        return network_inputs(lightness, point_maps, self.model.config.propagated_hints)
+
+    def _global_hint(self, hints: Hints) -> torch.Tensor | None:
         if self.model.global_hint is None:
-            global_hint = None
+            return None
+        return encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
+
+    def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape; the
+        photo's last encoding (conv1-4) is reused when only the global hint changed."""
+        key = self._encoding_key(prepared, hints, size)
+        if prepared._encoded is not None and prepared._encoded[0] == key:
+            features = prepared._encoded[1]
         else:
-            global_hint = global_hint.to(parameter.device, parameter.dtype)
-        predicted, logits = self.model(inputs, global_hint)
-        return denormalize_ab(predicted.float().cpu()), None if logits is None else logits.float().cpu()
+            features = self.runtime.encode(self._network_input(prepared, key))
+            prepared._encoded = (key, features)
+        predicted, logits = self.runtime.decode(features, self._global_hint(hints))
+        return denormalize_ab(predicted), logits
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
         """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then the

@@ -158,7 +158,13 @@ class CUNet(nn.Module):
     def global_hint_size(self) -> int:
         return self.config.global_bins + 3 if self.config.global_bins else 0
 
-    def _encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """conv1-4: (B, C, H, W) inputs -> the skip features c1, c2, c3 and the bottleneck c4.
+
+        Only the photo and its colour points enter here; the global hint joins in `decode`, so a
+        new histogram or saturation (a variant, a reference, the saturation slider) re-runs only
+        `decode` on the same encoding.
+        """
         channels = self.config.input_channels
         if inputs.dim() != 4 or inputs.shape[1] != channels:
             raise ValueError(f"inputs must have shape (B, {channels}, H, W), got {tuple(inputs.shape)}")
@@ -172,23 +178,17 @@ class CUNet(nn.Module):
     def bottleneck(self, inputs: torch.Tensor) -> torch.Tensor:
         """conv4's output (B, 8w, H/8, W/8), before the global hint joins: what the network makes of
         the photo's content, used to find gallery photos of the same kind."""
-        return self._encode(inputs)[3]
+        return self.encode(inputs)[3]
 
-    def forward(
-        self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None,
-        distribution_at: torch.Tensor | None = None,
+    def decode(
+        self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor, c4: torch.Tensor,
+        global_hint: torch.Tensor | None = None, distribution_at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, H, W) inputs (C = `config.input_channels`; H, W multiples of 8), optional (B, Q + 3)
-        global hint -> (normalised a*b* (B, 2, H, W) in [-1, 1], bin logits (B, Q, H, W) or None).
-
-        `distribution_at`, flat pixel indices (N,), evaluates the distribution head at those pixels
-        only, giving logits (B, Q, N): the head is per-pixel, and its full (B, Q, H, W) map is far
-        larger than the rest of the network's activations, so training samples pixels.
-        """
-        c1, c2, c3, x = self._encode(inputs)
+        """`encode`'s features + the global hint -> conv5-10 and the heads (see `forward`)."""
+        x = c4
         if self.global_hint is not None:
             if global_hint is None:
-                global_hint = inputs.new_zeros(inputs.shape[0], self.global_hint_size)
+                global_hint = c4.new_zeros(c4.shape[0], self.global_hint_size)
             x = x + self.global_hint(global_hint.to(x.dtype))
         x = self.conv7(self.conv6(self.conv5(x)))
         x = self.conv10(self.conv9(self.conv8(x, c3), c2), c1)
@@ -201,6 +201,19 @@ class CUNet(nn.Module):
         weight = self.distribution.weight.flatten(1)
         logits = torch.einsum("qc,bcn->bqn", weight.to(features.dtype), features)
         return ab, logits + self.distribution.bias.to(logits.dtype)[:, None]
+
+    def forward(
+        self, inputs: torch.Tensor, global_hint: torch.Tensor | None = None,
+        distribution_at: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, H, W) inputs (C = `config.input_channels`; H, W multiples of 8), optional (B, Q + 3)
+        global hint -> (normalised a*b* (B, 2, H, W) in [-1, 1], bin logits (B, Q, H, W) or None).
+
+        `distribution_at`, flat pixel indices (N,), evaluates the distribution head at those pixels
+        only, giving logits (B, Q, N): the head is per-pixel, and its full (B, Q, H, W) map is far
+        larger than the rest of the network's activations, so training samples pixels.
+        """
+        return self.decode(*self.encode(inputs), global_hint, distribution_at)
 
 
 PRESETS: dict[str, CUNetConfig] = {

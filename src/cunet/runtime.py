@@ -1,0 +1,221 @@
+"""How the network runs at inference: eager PyTorch in one of its modes, or ONNX Runtime.
+
+The colouriser calls `encode` (conv1-4: the photo and its points) and `decode` (the global hint,
+conv5-10, the heads) separately, so that a new histogram or saturation re-runs only `decode`.
+
+Measured on this project's 2-core CPU with the bundled model (benchmarks/speed.py): ONNX Runtime
+is the fastest path whose output equals fp32 eager PyTorch (max |delta a*b*| ~1e-3); bf16 autocast
+is faster than eager but moves a*b* by a few units, so it is offered, never chosen for the user.
+"auto" takes ONNX Runtime when it (and the `onnx` package PyTorch's exporter needs) is installed,
+else eager fp32. The ONNX graphs are exported in memory when first needed (~0.2 s).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from cunet.errors import CunetError
+from cunet.model import CUNet
+
+BACKENDS = ("auto", "eager", "channels-last", "bf16", "compile", "onnx")
+#: Backends whose output equals fp32 eager PyTorch within max |delta a*b*| < 1 (tested on real photos).
+EXACT_BACKENDS = ("eager", "channels-last", "compile", "onnx")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise CunetError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def onnx_available() -> bool:
+    """ONNX Runtime to run the graphs and the `onnx` package that PyTorch's exporter writes them with."""
+    from importlib.util import find_spec
+
+    return find_spec("onnx") is not None and find_spec("onnxruntime") is not None
+
+
+class TorchRuntime:
+    """Eager PyTorch: fp32, channels-last memory, bf16 autocast, or torch.compile (inductor)."""
+
+    def __init__(self, model: CUNet, mode: str = "eager") -> None:
+        self.model = model.eval()
+        self.mode = mode
+        self.memory_format = torch.channels_last if mode == "channels-last" else torch.contiguous_format
+        if mode == "channels-last":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._encode, self._decode = self.model.encode, self.model.decode
+        if mode == "compile":
+            self._encode, self._decode = torch.compile(self._encode), torch.compile(self._decode)
+        parameter = next(self.model.parameters())
+        self.device, self.dtype = parameter.device, parameter.dtype
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mode == "bf16")
+
+    @torch.no_grad()
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        inputs = inputs.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        with self._autocast():
+            return self._encode(inputs)
+
+    @torch.no_grad()
+    def decode(self, features: tuple[torch.Tensor, ...], global_hint: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if global_hint is not None:
+            global_hint = global_hint.to(self.device, self.dtype)
+        with self._autocast():
+            ab, logits = self._decode(*features, global_hint)
+        return ab.float().cpu(), None if logits is None else logits.float().cpu()
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: CUNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model.encode(inputs)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: CUNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, c1, c2, c3, c4, global_hint):
+        ab, logits = self.model.decode(c1, c2, c3, c4, global_hint)
+        return ab if logits is None else (ab, logits)
+
+
+class _Whole(nn.Module):
+    def __init__(self, model: CUNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs, global_hint):
+        ab, logits = self.model(inputs, global_hint)
+        return ab if logits is None else (ab, logits)
+
+
+def _spatial(name: str) -> dict[int, str]:
+    return {0: "batch", 2: f"{name}_height", 3: f"{name}_width"}
+
+
+def export_onnx(module: nn.Module, example: tuple, input_names: list[str], output_names: list[str],
+                target) -> None:
+    """Write `module` as ONNX (opset 17) to a path or file object, batch and spatial sizes dynamic.
+
+    The module is put in eval mode first: the exporter restores the mode it finds, and a wrapper
+    left in training mode would switch the wrapped model's BatchNorm to batch statistics for good.
+    """
+    module.eval()
+    axes = {name: (_spatial(name) if name != "global_hint" else {0: "batch"}) for name in input_names + output_names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(module, example, target, input_names=input_names, output_names=output_names,
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+
+
+def _example(model: CUNet) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(1, model.config.input_channels, 16, 24), torch.zeros(1, max(1, model.global_hint_size))
+
+
+def write_onnx(model: CUNet, info: dict, path) -> None:
+    """The whole network as one ONNX graph (inputs, global_hint) -> ab[, logits], for `cunet export
+    --onnx`: to run the model outside Python. What a caller must know to feed it is stored in the
+    graph's metadata (input channels, working size, scales)."""
+    import onnx
+
+    from cunet.color import AB_SCALE, L_CENTER, L_SCALE
+    from cunet.io import write_atomic
+
+    model = model.float().eval()
+    outputs = ["ab"] + (["logits"] if model.distribution is not None else [])
+    inputs, global_hint = _example(model)
+    buffer = io.BytesIO()
+    export_onnx(_Whole(model), (inputs, global_hint), ["inputs", "global_hint"], outputs, buffer)
+    graph = onnx.load_from_string(buffer.getvalue())
+    channels = "(L* - %g) / %g, a_hint / %g, b_hint / %g, mask" % (L_CENTER, L_SCALE, AB_SCALE, AB_SCALE)
+    if model.config.propagated_hints:
+        channels += ", spread a, spread b, reach (cunet.propagation.propagate_points)"
+    facts = {
+        "cunet.inputs": f"(B, {model.config.input_channels}, H, W), H and W multiples of 8: {channels}",
+        "cunet.global_hint": (f"(B, {model.global_hint_size}): a*b* histogram over cunet.gamut.in_gamut_bins, "
+                              "its flag, saturation, its flag" if model.global_hint_size else "unused"),
+        "cunet.ab": f"(B, 2, H, W) in [-1, 1]; multiply by {AB_SCALE:g} for a*, b*",
+        "cunet.working_size": str(info.get("working_size", 128)),
+        "cunet.model_config": json.dumps(model.config.to_dict()),
+        "cunet.decode": json.dumps(info.get("decode", {"method": "regression"})),
+    }
+    for key, value in facts.items():
+        graph.metadata_props.add(key=key, value=value)
+    write_atomic(path, lambda handle: handle.write(graph.SerializeToString()))
+
+
+class OnnxRuntime:
+    """ONNX Runtime sessions for the encoder and decoder, exported in memory from the model."""
+
+    def __init__(self, model: CUNet, threads: int | None = None) -> None:
+        import onnxruntime
+
+        model = model.float().eval()
+        self.has_logits = model.distribution is not None
+        inputs, global_hint = _example(model)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.sessions = []
+        with torch.no_grad():
+            features = model.encode(inputs)
+        feature_names = ["c1", "c2", "c3", "c4"]
+        outputs = ["ab"] + (["logits"] if self.has_logits else [])
+        for module, example, names_in, names_out in (
+            (_Encoder(model), (inputs,), ["inputs"], feature_names),
+            (_Decoder(model), (*features, global_hint), feature_names + ["global_hint"], outputs),
+        ):
+            buffer = io.BytesIO()
+            export_onnx(module, example, names_in, names_out, buffer)
+            session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+            self.sessions.append((session, {item.name for item in session.get_inputs()}))
+        self.global_hint_size = model.global_hint_size
+
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        session, _ = self.sessions[0]
+        return tuple(session.run(None, {"inputs": inputs.float().numpy()}))
+
+    def decode(self, features: tuple, global_hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        session, wanted = self.sessions[1]
+        feeds = dict(zip(["c1", "c2", "c3", "c4"], features))
+        if "global_hint" in wanted:
+            if global_hint is None:
+                global_hint = torch.zeros(features[3].shape[0], self.global_hint_size)
+            feeds["global_hint"] = global_hint.float().numpy()
+        outputs = [torch.from_numpy(np.asarray(value)) for value in session.run(None, feeds)]
+        return outputs[0], outputs[1] if self.has_logits else None
+
+
+def make_runtime(model: CUNet, backend: str = "auto"):
+    """A runtime for `backend`; "auto" is ONNX Runtime when installed and the model exports, else eager."""
+    check_backend(backend)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if backend in ("auto", "onnx"):
+        if backend == "onnx" and not onnx_available():
+            raise CunetError("backend 'onnx' needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")
+        if onnx_available() and on_cpu:
+            try:
+                return OnnxRuntime(model)
+            except Exception as error:  # an exporter that cannot trace this PyTorch or model version
+                if backend == "onnx":
+                    raise CunetError(f"backend 'onnx': the model could not be exported ({error})") from None
+        elif backend == "onnx":
+            raise CunetError("backend 'onnx' runs on the CPU; this model is on " + str(next(model.parameters()).device))
+        return TorchRuntime(model, "eager")
+    return TorchRuntime(model, backend)
