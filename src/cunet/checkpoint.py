@@ -96,7 +96,8 @@ def load_model(path: Path) -> tuple[CUNet, dict]:
         raise CunetError(f"{path}: bad model config ({error})") from None
     if metadata.get("kind") == "checkpoint":
         tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    state = {k: v.to(model.state_dict()[k].dtype) if k in model.state_dict() else v for k, v in tensors.items()}
+    expected = model.state_dict()  # once: it is rebuilt on every call
+    state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in tensors.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

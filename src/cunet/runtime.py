@@ -6,8 +6,9 @@ conv5-10, the heads) separately, so that a new histogram or saturation re-runs o
 Measured on this project's 2-core CPU with the bundled model (benchmarks/speed.py): ONNX Runtime
 is the fastest path whose output equals fp32 eager PyTorch (max |delta a*b*| ~1e-3); bf16 autocast
 is faster than eager but moves a*b* by a few units, so it is offered, never chosen for the user.
-"auto" takes ONNX Runtime when it (and the `onnx` package PyTorch's exporter needs) is installed,
-else eager fp32. The ONNX graphs are exported in memory when first needed (~0.2 s).
+"auto" (`AutoRuntime`) runs eager fp32 for a few passes and then ONNX Runtime, when it (and the
+`onnx` package PyTorch's exporter needs) is installed: the export in memory costs ~0.3 s, which a
+single photo does not win back.
 """
 
 from __future__ import annotations
@@ -202,20 +203,57 @@ class OnnxRuntime:
         return outputs[0], outputs[1] if self.has_logits else None
 
 
-def make_runtime(model: CUNet, backend: str = "auto"):
-    """A runtime for `backend`; "auto" is ONNX Runtime when installed and the model exports, else eager."""
-    check_backend(backend)
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    if backend in ("auto", "onnx"):
-        if backend == "onnx" and not onnx_available():
-            raise CunetError("backend 'onnx' needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")
-        if onnx_available() and on_cpu:
+class AutoRuntime:
+    """Eager fp32 PyTorch for the first SWITCH_AFTER photos or updates, then ONNX Runtime.
+
+    Exporting to ONNX and making the sessions costs ~0.3 s with the imports, and saves 3-10 ms per
+    network pass: a one-photo `cunet colorize` is faster without it, a folder or an editing session
+    much faster with it. Both give the same colours (within 1e-3 a*b*), so the switch is invisible.
+    Each encoding remembers the runtime that made it, so a cached one is decoded by the same one.
+    """
+
+    SWITCH_AFTER = 16
+
+    def __init__(self, model: CUNet) -> None:
+        self.model = model
+        self.current = TorchRuntime(model, "eager")
+        self.passes = 0
+        self.settled = not onnx_available() or next(model.parameters()).device.type != "cpu"
+
+    def warm(self) -> None:
+        """Switch to ONNX Runtime now (a server calls this before its first request)."""
+        if not self.settled:
+            self.settled = True
             try:
-                return OnnxRuntime(model)
-            except Exception as error:  # an exporter that cannot trace this PyTorch or model version
-                if backend == "onnx":
-                    raise CunetError(f"backend 'onnx': the model could not be exported ({error})") from None
-        elif backend == "onnx":
-            raise CunetError("backend 'onnx' runs on the CPU; this model is on " + str(next(model.parameters()).device))
-        return TorchRuntime(model, "eager")
+                self.current = OnnxRuntime(self.model)
+            except Exception:  # an exporter that cannot trace this PyTorch or model version: stay eager
+                pass
+
+    def encode(self, inputs: torch.Tensor) -> tuple:
+        self.passes += inputs.shape[0]
+        if self.passes > self.SWITCH_AFTER:
+            self.warm()
+        runtime = self.current
+        return runtime, runtime.encode(inputs)
+
+    def decode(self, features: tuple, global_hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        runtime, inner = features
+        return runtime.decode(inner, global_hint)
+
+
+def make_runtime(model: CUNet, backend: str = "auto"):
+    """A runtime for `backend` (see the module's notes)."""
+    check_backend(backend)
+    if backend == "auto":
+        return AutoRuntime(model)
+    if backend == "onnx":
+        if not onnx_available():
+            raise CunetError("backend 'onnx' needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")
+        device = next(model.parameters()).device
+        if device.type != "cpu":
+            raise CunetError(f"backend 'onnx' runs on the CPU; this model is on {device}")
+        try:
+            return OnnxRuntime(model)
+        except Exception as error:  # an exporter that cannot trace this PyTorch or model version
+            raise CunetError(f"backend 'onnx': the model could not be exported ({error})") from None
     return TorchRuntime(model, backend)
