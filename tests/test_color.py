@@ -15,6 +15,7 @@ from cunet.color import (
     normalize_ab,
     normalize_l,
     rgb_to_lab,
+    srgb_lightness,
     srgb_with_ab_uint8,
 )
 
@@ -30,6 +31,12 @@ def test_rgb_to_lab_matches_scikit_image_on_dense_rgb_sample():
     error = np.abs(ours - skcolor.rgb2lab(rgb))
     assert error.max() < 0.5
     assert error.mean() < 0.01
+
+
+def test_lightness_alone_matches_scikit_images_l_star():
+    rgb = dense_rgb_sample()
+    ours = srgb_lightness(torch.from_numpy(rgb.T.reshape(3, -1, 1)).float())[0, :, 0].numpy()
+    assert ours.shape == (len(rgb),) and np.abs(ours - skcolor.rgb2lab(rgb)[:, 0]).max() < 1e-3
 
 
 def test_lab_to_rgb_matches_scikit_image_inside_the_gamut():

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
-from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
 
 #: L* is centred and scaled to about [-0.5, 0.5] before it enters the network.
 L_CENTER = 50.0
 L_SCALE = 100.0
 #: The network's tanh output is multiplied by this to give a*, b* (the paper divides by 128).
 AB_SCALE = 128.0
+
+# sRGB / CIE XYZ (D65) constants, the same as kornia's, for the functions written here (tests
+# compare them all with scikit-image).
+_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
+_WHITE_X, _WHITE_Z = 0.950456, 1.088754
+_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
+                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
+                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]], dtype=np.float32)
+_LAB_EPSILON = 216 / 24389  # below this Y the L* curve is linear
+_LAB_DELTA = 6 / 29
 
 
 def _check_channels(image: torch.Tensor, what: str) -> None:
@@ -27,14 +35,29 @@ def _check_channels(image: torch.Tensor, what: str) -> None:
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1], shape (*, 3, H, W) -> L* in [0, 100], a*, b* in about [-128, 127]."""
+    from kornia.color import rgb_to_lab as kornia_rgb_to_lab  # here, not at import: it costs ~0.15 s
+
     _check_channels(rgb, "rgb")
-    return _kornia_rgb_to_lab(rgb.float().clamp(0.0, 1.0))
+    return kornia_rgb_to_lab(rgb.float().clamp(0.0, 1.0))
+
+
+def srgb_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1], shape (*, 3, H, W) -> L* (*, 1, H, W) in [0, 100]: all the network needs of a
+    photo, without the a*b* work (or kornia's import) of a full conversion."""
+    _check_channels(rgb, "rgb")
+    rgb = rgb.float().clamp(0.0, 1.0)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    weights = torch.tensor(_RGB_TO_Y, dtype=linear.dtype).view(3, 1, 1)
+    y = (linear * weights).sum(dim=-3, keepdim=True)
+    return torch.where(y > _LAB_EPSILON, 116 * y.pow(1 / 3) - 16, y * (24389 / 27))
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """L*a*b*, shape (*, 3, H, W) -> sRGB in [0, 1]; out-of-gamut colours are clipped."""
+    from kornia.color import lab_to_rgb as kornia_lab_to_rgb
+
     _check_channels(lab, "lab")
-    return _kornia_lab_to_rgb(lab.float(), clip=True)
+    return kornia_lab_to_rgb(lab.float(), clip=True)
 
 
 def normalize_l(lightness: torch.Tensor) -> torch.Tensor:
@@ -74,15 +97,7 @@ def chroma(ab: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(ab, dim=-3)
 
 
-# The fused full-resolution path: numpy on small tiles, in place, no full-size temporaries. The same
-# D65 constants as kornia (tests compare both with scikit-image).
-_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
-_WHITE_X, _WHITE_Z = 0.950456, 1.088754
-_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
-                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
-                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]], dtype=np.float32)
-_LAB_EPSILON = 216 / 24389  # below this Y the L* curve is linear
-_LAB_DELTA = 6 / 29
+# The fused full-resolution path: numpy on small tiles, in place, no full-size temporaries.
 
 
 def _fix_where(values: np.ndarray, mask: np.ndarray, linear) -> None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab
+from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
 from cunet.gamut import decode_distribution, in_gamut_bins, num_bins
 from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
@@ -135,7 +135,8 @@ class PreparedPhoto:
     def working(self, size: int) -> tuple[tuple[int, int], torch.Tensor]:
         """(working shape (h, w), L* (1, 1, h, w)) for a working short side, computed once."""
         if size not in self._working:
-            lightness = working_lab(_photo_tensor(self.photo), size)[:, :1]
+            rgb = _photo_tensor(self.photo)
+            lightness = srgb_lightness(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], size)))
             self._working[size] = tuple(lightness.shape[-2:]), lightness
         return self._working[size]
 
