@@ -446,6 +446,62 @@ gallery_app = typer.Typer(help="Reference galleries: colour photos indexed for t
 app.add_typer(gallery_app, name="gallery")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def studio(
+    photo: Annotated[Optional[Path], typer.Argument(help="A photo to open at once.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on; anything but loopback lets others on the network in.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8765,
+    model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
+    gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for variants.", "the bundled gallery"))] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
+    backend: Annotated[str, typer.Option(help="How the network runs (see colorize --help).")] = "auto",
+) -> None:
+    """Start the local web app: open a photo, click colour points, pick variants, download the result."""
+    import socket
+
+    from cunet.runtime import check_backend
+
+    check_backend(backend)
+    if not 1 <= port <= 65535:
+        raise CunetError(f"--port {port}: use 1 to 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CunetError(f"cannot serve on {host}:{port} ({error.strerror}); choose another --port or --host") from None
+    import uvicorn
+
+    from cunet.colorizer import Colorizer
+    from cunet.io import load_photo
+    from cunet.studio.app import create_app
+
+    colorizer = Colorizer.from_pretrained(model, backend=backend)
+    chosen_gallery = _load_gallery(gallery) if gallery is not None else None
+    server = create_app(colorizer, chosen_gallery)
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{port}/"
+    if photo is not None:
+        url += "?photo=" + server.state.add_photo(load_photo(photo), photo.name)["id"]
+    if host not in LOOPBACK_HOSTS:
+        typer.echo(f"warning: serving on {host}: anyone who can reach this address can use the studio "
+                   "and upload photos to this computer", err=True)
+    warm = getattr(colorizer.runtime, "warm", None)
+    if warm is not None:
+        warm()  # the ONNX export now, not on the first click
+    typer.echo(f"cunet studio: {url}  (Ctrl+C stops it)")
+    if open_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, [url]).start()
+    uvicorn.run(server, host=host, port=port, log_level="warning")
+
+
 @gallery_app.command("build")
 def gallery_build(
     sources: Annotated[list[str], typer.Argument(help="Folders of colour photos or manifest.csv files.", show_default=False)],

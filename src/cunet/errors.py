@@ -6,3 +6,7 @@ class CunetError(ValueError):
 
     A ValueError, so that API callers who catch bad values the usual way catch these too.
     """
+
+
+class ImageTooLarge(CunetError):
+    """A photo over a pixel limit, found from its header before decoding (the web app answers 413)."""

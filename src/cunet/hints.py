@@ -275,18 +275,27 @@ def load_hints_file(path: str | os.PathLike) -> Hints:
     """A JSON hints file -> Hints; every error names the file and the hint."""
     path = existing_file(path, "hints file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except OSError as error:
         raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise CunetError(f"{path}: not a text (UTF-8 JSON) file") from None
+    return hints_from_text(text, str(path), path.parent)
+
+
+def hints_from_text(text: bytes | str, origin: str = "hints", base: Path | None = None) -> Hints:
+    """A hints document's JSON text -> Hints."""
+    return hints_from_json(decode_json(text, origin), origin, base)
+
+
+def decode_json(text: bytes | str, origin: str = "hints"):
+    """JSON text -> its value, or a one-line CunetError naming `origin` (files and web requests alike)."""
     try:
-        data = json.loads(text)
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise CunetError(f"{origin}: not a text (UTF-8 JSON) file") from None
     except json.JSONDecodeError as error:
-        raise CunetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise CunetError(f"{origin}: not valid JSON ({error.msg} at line {error.lineno})") from None
     except RecursionError:
-        raise CunetError(f"{path}: JSON nested too deeply") from None
-    return hints_from_json(data, str(path), path.parent)
+        raise CunetError(f"{origin}: JSON nested too deeply") from None
 
 
 def _patch_bounds(center: float, size: int, extent: int) -> tuple[int, int]:

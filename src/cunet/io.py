@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cunet.errors import CunetError
+from cunet.errors import CunetError, ImageTooLarge
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 #: The one pixel limit for photos cunet colours: 150 MP holds a 14000 x 10000 scan and stays within
@@ -79,7 +79,7 @@ def _from_array(array: np.ndarray) -> Photo:
 def check_pixel_count(width: int, height: int, name: str) -> None:
     """The one pixel limit, for files (checked from the header, before decoding) and arrays alike."""
     if width * height > MAX_PIXELS:
-        raise CunetError(f"{name}: image too large ({width * height / 1e6:.0f} MP, {width}x{height}; "
+        raise ImageTooLarge(f"{name}: image too large ({width * height / 1e6:.0f} MP, {width}x{height}; "
                          f"the limit is {MAX_PIXELS / 1e6:.0f} MP)")
 
 
@@ -133,7 +133,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
     except Image.DecompressionBombError as error:  # PIL's own hard stop, at twice its warning size
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels.group(1)) / 1e6:.0f} MP" if pixels else "too many pixels"
-        raise CunetError(f"{name}: image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP)") from None
+        raise ImageTooLarge(f"{name}: image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
     try:

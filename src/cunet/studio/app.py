@@ -1,0 +1,275 @@
+"""The studio's HTTP server: FastAPI, a small JSON API over `Colorizer`, and the static page.
+
+Every answer that is not an image is JSON; every error is `{"error": "one line"}` with a fitting
+status (404 unknown photo, 413 too large, 422 bad input with the CLI's own messages), and no
+traceback ever reaches a client. Photos are decoded once at upload and held by random id in a
+bounded LRU (`store.PhotoStore`); the network runs one request at a time, each on all cores.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from cunet.colorizer import Colorizer
+from cunet.errors import CunetError, ImageTooLarge
+from cunet.gamut import num_bins
+from cunet.hints import HINT_KEYS, MAX_PATCH, Hints, decode_json, hints_from_json
+from cunet.io import PNG_COMPRESS_LEVEL, load_photo, open_image
+from cunet.join import join_full_resolution
+from cunet.studio.store import MAX_HELD_PIXELS, OpenPhoto, PhotoStore, preview_photo
+
+#: Largest upload accepted (a photo or a reference): bigger requests get 413 before being read.
+MAX_UPLOAD_BYTES = 64 * 2**20
+#: Largest photo accepted, from its header before decoding: 50 MP (a 8660 x 5773 scan).
+MAX_PHOTO_PIXELS = 50_000_000
+#: Long side of the preview the page shows while the user works.
+PREVIEW_SIDE = 768
+#: Long side of the variant thumbnails.
+THUMBNAIL_SIDE = 192
+
+log = logging.getLogger("cunet.studio")
+STATIC = Path(str(resources.files("cunet.studio") / "static"))
+
+HINTS_SCHEMA = {
+    "type": "object",
+    "description": "The same hints document that `cunet colorize --hints` reads, without 'reference' "
+                   "(the server opens no paths: upload a reference to /api/histogram and send its histogram).",
+    "properties": {
+        "points": {"type": "array", "items": {
+            "type": "object", "required": ["x", "y"],
+            "properties": {"x": {"type": "number"}, "y": {"type": "number"},
+                           "color": {"type": "string", "example": "#c03020"},
+                           "a": {"type": "number"}, "b": {"type": "number"},
+                           "size": {"type": "integer", "minimum": 1, "maximum": MAX_PATCH}}}},
+        "saturation": {"type": "number", "minimum": 0, "maximum": 1},
+        "histogram": {"type": "array", "items": {"type": "number", "minimum": 0},
+                      "minItems": num_bins(), "maxItems": num_bins()},
+    },
+    "additionalProperties": False,
+}
+
+
+class TooLarge(HTTPException):
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413, whether its Content-Length says
+    so (answered before reading) or it streams past the limit (stopped when it does)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        message = f"upload too large: the limit is {self.limit // 2**20} MB"
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.limit:
+                    raise TooLarge(message)
+            return event
+
+        await self.app(scope, limited_receive, send)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               max_photo_pixels: int = MAX_PHOTO_PIXELS, max_held_pixels: int = MAX_HELD_PIXELS,
+               preview_side: int = PREVIEW_SIDE) -> FastAPI:
+    """The studio server for one colouriser (and gallery: the bundled one when None)."""
+    app = FastAPI(title="cunet studio", version="1", docs_url="/docs", redoc_url=None,
+                  description="Colour a black-and-white photo interactively: upload it, send hints, get PNGs.")
+    store = PhotoStore(max_held_pixels)
+    compute = threading.Lock()  # one network run at a time: each already uses every core
+    app.state.store = store
+    app.add_middleware(BodyLimit, limit=max_upload_bytes)
+
+    @app.exception_handler(CunetError)
+    async def bad_input(request: Request, error: CunetError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=413 if isinstance(error, ImageTooLarge) else 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception) -> JSONResponse:
+        log.exception("studio: %s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": "internal error (details are in the server's log)"}, status_code=500)
+
+    def open_photo(photo_id: str) -> OpenPhoto:
+        photo = store.get(photo_id)
+        if photo is None:
+            raise HTTPException(404, f"no open photo {photo_id!r} (it may have been closed to free memory)")
+        return photo
+
+    def decode(data: bytes, what: str):
+        if not data:
+            raise CunetError(f"{what}: the upload is empty")
+        with open_image(data, what) as image:
+            if image.width * image.height > max_photo_pixels:
+                raise ImageTooLarge(f"{what}: image too large ({image.width}x{image.height}; the limit is "
+                                    f"{max_photo_pixels / 1e6:.0f} MP)")
+        return load_photo(data)
+
+    def hints_of(body: bytes) -> Hints:
+        if not body.strip():
+            return Hints()
+        data = decode_json(body, "hints")
+        if isinstance(data, dict) and "reference" in data:
+            raise CunetError("hints: the server opens no file paths; upload the reference photo to /api/histogram "
+                             "and send its histogram")
+        return hints_from_json(data, "hints")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/info")
+    def info() -> dict:
+        """The model, its working size, whether it suggests colours from its own distribution, the limits."""
+        return {"working_size": colorizer.working_size, "decode": colorizer.decode,
+                "distribution_head": colorizer.model.distribution is not None, "hint_keys": list(HINT_KEYS),
+                "max_upload_bytes": max_upload_bytes, "max_photo_pixels": max_photo_pixels,
+                "preview_side": preview_side, "max_point_size": MAX_PATCH}
+
+    @app.post("/api/photos", status_code=201)
+    def upload(file: UploadFile = File(..., description="A photo (JPEG, PNG, TIFF, WebP, ...)")) -> dict:
+        """Open a photo: returns its id (random) and size. Too large: 413; not an image: 422."""
+        return add_photo(decode(file.file.read(), file.filename or "upload"), file.filename or "photo")
+
+    def add_photo(photo, name: str) -> dict:
+        """Prepare a decoded photo, hold it, and describe it (the CLI's PHOTO argument comes this way too)."""
+        prepared = colorizer.prepare(photo)
+        with compute:
+            prepared.working(colorizer.working_size)
+        return describe(store.add(OpenPhoto(prepared, preview_photo(prepared.photo, preview_side), Path(name).name)))
+
+    def describe(photo_id: str) -> dict:
+        photo = open_photo(photo_id)
+        width, height = photo.prepared.size
+        return {"id": photo_id, "width": width, "height": height, "name": photo.name,
+                "preview_width": photo.preview.size[0], "preview_height": photo.preview.size[1]}
+
+    app.state.add_photo = add_photo
+
+    @app.get("/api/photos/{photo_id}")
+    def photo_info(photo_id: str) -> dict:
+        """An open photo's size and name."""
+        return describe(photo_id)
+
+    @app.get("/api/photos/{photo_id}/gray", response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "The photo as uploaded, preview size"}})
+    def gray(photo_id: str) -> Response:
+        """The photo itself at the preview size: the "before" of the compare slider."""
+        rgb = open_photo(photo_id).preview.rgb
+        image = Image.fromarray(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8))
+        return Response(_png(image), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/photos/{photo_id}/colorize", response_class=Response,
+              responses={200: {"content": {"image/png": {}}, "description": "The colourised photo"}},
+              openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": HINTS_SCHEMA}}}})
+    async def colorize(photo_id: str, request: Request,
+                       full: bool = Query(False, description="Full resolution (else the preview size)")) -> Response:
+        """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1."""
+        return await run_in_threadpool(_colorize, photo_id, await request.body(), full)
+
+    def _colorize(photo_id: str, body: bytes, full: bool) -> Response:
+        photo = open_photo(photo_id)
+        hints = hints_of(body)
+        with compute:
+            ab = colorizer.predict_ab(photo.prepared, hints)
+        if full:
+            png = _png(colorizer.finish(photo.prepared, ab))
+            return Response(png, media_type="image/png", headers={
+                "Content-Disposition": 'attachment; filename="colorized.png"', "Cache-Control": "no-store"})
+        png = _png(Image.fromarray(join_full_resolution(photo.preview.rgb, ab, threads=1)))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/photos/{photo_id}/suggest")
+    def suggest(photo_id: str, x: float = Query(..., description="Pixel column in the photo"),
+                y: float = Query(..., description="Pixel row in the photo"),
+                top: int = Query(8, ge=1, le=64)) -> dict:
+        """The most likely colours at a pixel, most likely first, and where they come from ("model": the
+        network's colour distribution; "gallery": the nearest gallery photos, for a model without one)."""
+        photo = open_photo(photo_id)
+        with compute:
+            suggestions, source = colorizer.suggest(photo.prepared, x, y, top, gallery=gallery)
+        return {"source": source, "suggestions": [s.to_json() for s in suggestions]}
+
+    @app.get("/api/photos/{photo_id}/variants")
+    def variants(photo_id: str, k: int = Query(4, ge=1, le=12)) -> dict:
+        """k colourings from the gallery's nearest distinct photos: each one's gallery id, its a*b*
+        histogram (send it as the hints' "histogram" to use it) and a PNG thumbnail (data URL)."""
+        photo = open_photo(photo_id)
+        thumbnail = preview_photo(photo.preview, THUMBNAIL_SIDE)
+        results = []
+        with compute:
+            chosen = colorizer.match_references(photo.prepared, k, gallery)
+            histograms = colorizer_gallery().histograms
+            for index in chosen:
+                histogram = histograms[index].float()
+                ab = colorizer.predict_ab(photo.prepared, Hints(histogram=histogram))
+                image = Image.fromarray(join_full_resolution(thumbnail.rgb, ab, threads=1))
+                results.append({"id": int(index), "histogram": [round(float(v), 6) for v in histogram],
+                                "thumbnail": "data:image/png;base64," + base64.b64encode(_png(image)).decode()})
+        return {"variants": results}
+
+    def colorizer_gallery():
+        from cunet.gallery import bundled_gallery
+
+        return gallery if gallery is not None else bundled_gallery()
+
+    @app.post("/api/histogram")
+    def reference_histogram(file: UploadFile = File(..., description="A colour photo to take colours from")) -> dict:
+        """A reference photo's a*b* histogram, to send as the hints' "histogram"."""
+        photo = decode(file.file.read(), file.filename or "reference")
+        with compute:
+            histogram = colorizer.histogram_of(photo)
+        return {"histogram": [round(float(v), 6) for v in np.asarray(histogram)]}
+
+    @app.delete("/api/photos/{photo_id}", status_code=204, response_class=Response)
+    def close(photo_id: str) -> Response:
+        """Close a photo and free its memory."""
+        if not store.remove(photo_id):
+            raise HTTPException(404, f"no open photo {photo_id!r}")
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,428 @@
+// cunet studio: the page. State is the hints document that `cunet colorize --hints` reads; every change
+// asks the server for a new preview, and only the newest answer is shown (older ones are aborted).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const photo = { id: null, width: 0, height: 0, name: "photo" };
+let hints = { points: [], saturation: null, histogram: null, globalLabel: "" };
+let selected = -1;
+const undoStack = [];
+const redoStack = [];
+let latest = 0;
+let inFlight = null;
+let pending = 0;
+let previewUrl = null;
+
+function status(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+function busy(delta) {
+  pending += delta;
+  $("busy").hidden = pending <= 0;
+}
+
+async function api(path, options = {}) {
+  busy(1);
+  try {
+    const response = await fetch(path, options);
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return response;
+  } finally {
+    busy(-1);
+  }
+}
+
+function hintsDocument() {
+  const doc = { points: hints.points.map((p) => (p.color ? { x: p.x, y: p.y, color: p.color, size: p.size }
+                                                         : { x: p.x, y: p.y, a: p.a, b: p.b, size: p.size })) };
+  if (hints.saturation !== null) doc.saturation = hints.saturation;
+  if (hints.histogram !== null) doc.histogram = hints.histogram;
+  return doc;
+}
+
+function snapshot() {
+  return JSON.stringify({ ...hints, selected });
+}
+
+function restore(text) {
+  const state = JSON.parse(text);
+  selected = state.selected;
+  delete state.selected;
+  hints = state;
+  syncControls();
+  render();
+  refresh();
+}
+
+// Record the state before a change, so that Undo returns to it.
+function remember() {
+  undoStack.push(snapshot());
+  if (undoStack.length > 200) undoStack.shift();
+  redoStack.length = 0;
+  updateButtons();
+}
+
+function undo() {
+  if (!undoStack.length) return;
+  redoStack.push(snapshot());
+  restore(undoStack.pop());
+  updateButtons();
+}
+
+function redo() {
+  if (!redoStack.length) return;
+  undoStack.push(snapshot());
+  restore(redoStack.pop());
+  updateButtons();
+}
+
+function updateButtons() {
+  const open = photo.id !== null;
+  $("undo").disabled = !undoStack.length;
+  $("redo").disabled = !redoStack.length;
+  for (const id of ["download", "save-hints", "show-variants"]) $(id).disabled = !open;
+  $("delete-point").disabled = selected < 0;
+  $("clear-global").disabled = hints.histogram === null;
+  $("global-label").textContent = hints.globalLabel || "";
+}
+
+function syncControls() {
+  $("saturation-on").checked = hints.saturation !== null;
+  $("saturation").disabled = hints.saturation === null;
+  if (hints.saturation !== null) $("saturation").value = Math.round(hints.saturation * 100);
+  if (selected >= 0 && hints.points[selected]) {
+    $("color").value = hints.points[selected].color;
+    $("size").value = hints.points[selected].size;
+    $("size-value").textContent = hints.points[selected].size;
+  }
+  for (const img of document.querySelectorAll(".variants img")) {
+    img.classList.toggle("chosen", hints.globalLabel === img.dataset.label);
+  }
+  updateButtons();
+}
+
+// Ask for a new preview; an older request still running is aborted, an older answer is dropped.
+async function refresh() {
+  if (photo.id === null) return;
+  const ticket = ++latest;
+  if (inFlight) inFlight.abort();
+  const controller = new AbortController();
+  inFlight = controller;
+  try {
+    const response = await api(`/api/photos/${photo.id}/colorize`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(hintsDocument()), signal: controller.signal,
+    });
+    const blob = await response.blob();
+    if (ticket !== latest) return;
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(blob);
+    $("preview").src = previewUrl;
+    $("preview").dataset.ticket = ticket;
+    status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s)`);
+  } catch (error) {
+    if (error.name !== "AbortError" && ticket === latest) status(error.message, true);
+  }
+}
+
+function render() {
+  const svg = $("points");
+  svg.setAttribute("viewBox", `0 0 ${photo.width} ${photo.height}`);
+  const radius = Math.max(photo.width, photo.height) / 90;
+  svg.replaceChildren();
+  hints.points.forEach((p, i) => {
+    const circle = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+    circle.setAttribute("cx", p.x + 0.5);
+    circle.setAttribute("cy", p.y + 0.5);
+    circle.setAttribute("r", radius * (0.7 + p.size / 6));
+    circle.setAttribute("fill", p.color || "#808080");  // a point given as a*, b* only: the server knows its colour
+    circle.dataset.index = i;
+    if (i === selected) circle.classList.add("selected");
+    svg.appendChild(circle);
+  });
+  updateButtons();
+}
+
+function photoPixel(event) {
+  const box = $("points").getBoundingClientRect();
+  const x = Math.floor(((event.clientX - box.left) / box.width) * photo.width);
+  const y = Math.floor(((event.clientY - box.top) / box.height) * photo.height);
+  return { x: Math.min(photo.width - 1, Math.max(0, x)), y: Math.min(photo.height - 1, Math.max(0, y)) };
+}
+
+async function showSuggestions(x, y) {
+  try {
+    const response = await api(`/api/photos/${photo.id}/suggest?x=${x}&y=${y}&top=8`);
+    const { source, suggestions } = await response.json();
+    $("suggest-source").textContent = source === "model" ? "(from the network)" : "(from the gallery)";
+    const box = $("suggestions");
+    box.replaceChildren();
+    for (const s of suggestions) {
+      const swatch = document.createElement("div");
+      swatch.className = "swatch";
+      swatch.style.background = s.color;
+      swatch.title = `${s.color}  p = ${(s.p * 100).toFixed(1)} %`;
+      swatch.innerHTML = `<span>${Math.round(s.p * 100)}%</span>`;
+      swatch.addEventListener("click", () => setPointColor(s.color));
+      box.appendChild(swatch);
+    }
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+function setPointColor(color) {
+  $("color").value = color;
+  if (selected < 0) return;
+  remember();
+  Object.assign(hints.points[selected], { color, a: undefined, b: undefined });
+  render();
+  refresh();
+}
+
+let drag = null;
+function onPointerDown(event) {
+  if (photo.id === null || event.button !== 0) return;
+  const index = event.target.dataset ? event.target.dataset.index : undefined;
+  const at = photoPixel(event);
+  if (index !== undefined) {
+    selected = Number(index);
+    drag = { index: selected, moved: false, before: snapshot() };
+    $("points").setPointerCapture(event.pointerId);
+    syncControls();
+  } else {
+    remember();
+    hints.points.push({ x: at.x, y: at.y, color: $("color").value, size: Number($("size").value) });
+    selected = hints.points.length - 1;
+    refresh();
+  }
+  render();
+  showSuggestions(at.x, at.y);
+}
+
+function onPointerMove(event) {
+  if (!drag) return;
+  const at = photoPixel(event);
+  const point = hints.points[drag.index];
+  if (point.x === at.x && point.y === at.y) return;
+  if (!drag.moved) {
+    undoStack.push(drag.before);
+    redoStack.length = 0;
+    drag.moved = true;
+  }
+  point.x = at.x;
+  point.y = at.y;
+  render();
+  refresh();
+}
+
+function onPointerUp(event) {
+  if (!drag) return;
+  if (drag.moved) showSuggestions(hints.points[drag.index].x, hints.points[drag.index].y);
+  drag = null;
+}
+
+function deleteSelected() {
+  if (selected < 0) return;
+  remember();
+  hints.points.splice(selected, 1);
+  selected = -1;
+  render();
+  refresh();
+}
+
+async function openPhoto(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name || "pasted.png");
+  status(`opening ${file.name || "pasted photo"}…`);
+  try {
+    const response = await api("/api/photos", { method: "POST", body: form });
+    await useOpenedPhoto(await response.json(), file.name || "pasted");
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function useOpenedPhoto(info, name) {
+  if (photo.id !== null) fetch(`/api/photos/${photo.id}`, { method: "DELETE" });
+  Object.assign(photo, { id: info.id, width: info.width, height: info.height, name: name.replace(/\.[^.]*$/, "") });
+  hints = { points: [], saturation: null, histogram: null, globalLabel: "" };
+  selected = -1;
+  undoStack.length = 0;
+  redoStack.length = 0;
+  $("variants").replaceChildren();
+  $("original").src = `/api/photos/${info.id}/gray`;
+  $("frame").hidden = false;
+  $("stage").classList.remove("empty");
+  syncControls();
+  render();
+  await refresh();
+}
+
+async function download() {
+  try {
+    const response = await api(`/api/photos/${photo.id}/colorize?full=1`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(hintsDocument()),
+    });
+    saveBlob(await response.blob(), `${photo.name}_color.png`);
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+function saveBlob(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+async function loadHints(file) {
+  try {
+    const doc = JSON.parse(await file.text());
+    if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("hints must be a JSON object");
+    remember();
+    hints = {
+      points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3 })),
+      saturation: doc.saturation ?? null, histogram: doc.histogram ?? null,
+      globalLabel: doc.histogram ? `histogram from ${file.name}` : "",
+    };
+    selected = -1;
+    syncControls();
+    render();
+    refresh();
+  } catch (error) {
+    status(`${file.name}: ${error.message}`, true);
+  }
+}
+
+async function showVariants() {
+  try {
+    const response = await api(`/api/photos/${photo.id}/variants?k=4`);
+    const { variants } = await response.json();
+    const box = $("variants");
+    box.replaceChildren();
+    variants.forEach((v, i) => {
+      const img = document.createElement("img");
+      img.src = v.thumbnail;
+      img.alt = `variant ${i + 1}`;
+      img.dataset.label = `variant ${i + 1} (gallery photo ${v.id})`;
+      img.addEventListener("click", () => {
+        remember();
+        hints.histogram = v.histogram;
+        hints.globalLabel = img.dataset.label;
+        syncControls();
+        refresh();
+      });
+      box.appendChild(img);
+    });
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function useReference(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const response = await api("/api/histogram", { method: "POST", body: form });
+    remember();
+    hints.histogram = (await response.json()).histogram;
+    hints.globalLabel = `colours of ${file.name}`;
+    syncControls();
+    refresh();
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+function wire() {
+  $("file-input").addEventListener("change", (e) => openPhoto(e.target.files[0]));
+  $("hints-input").addEventListener("change", (e) => { if (e.target.files[0]) loadHints(e.target.files[0]); e.target.value = ""; });
+  $("reference-input").addEventListener("change", (e) => { useReference(e.target.files[0]); e.target.value = ""; });
+  $("undo").addEventListener("click", undo);
+  $("redo").addEventListener("click", redo);
+  $("download").addEventListener("click", download);
+  $("save-hints").addEventListener("click", () => saveBlob(
+    new Blob([JSON.stringify(hintsDocument(), null, 2)], { type: "application/json" }), `${photo.name}_hints.json`));
+  $("delete-point").addEventListener("click", deleteSelected);
+  $("show-variants").addEventListener("click", showVariants);
+  $("clear-global").addEventListener("click", () => {
+    remember();
+    hints.histogram = null;
+    hints.globalLabel = "";
+    syncControls();
+    refresh();
+  });
+  $("color").addEventListener("change", (e) => setPointColor(e.target.value));
+  $("size").addEventListener("input", (e) => { $("size-value").textContent = e.target.value; });
+  $("size").addEventListener("change", (e) => {
+    if (selected < 0) return;
+    remember();
+    hints.points[selected].size = Number(e.target.value);
+    render();
+    refresh();
+  });
+  $("saturation-on").addEventListener("change", (e) => {
+    remember();
+    hints.saturation = e.target.checked ? Number($("saturation").value) / 100 : null;
+    syncControls();
+    refresh();
+  });
+  $("saturation").addEventListener("pointerdown", () => remember());
+  $("saturation").addEventListener("input", (e) => { hints.saturation = Number(e.target.value) / 100; refresh(); });
+  $("compare").addEventListener("input", (e) => {
+    $("original").style.clipPath = `inset(0 ${100 - Number(e.target.value)}% 0 0)`;
+  });
+  const svg = $("points");
+  svg.addEventListener("pointerdown", onPointerDown);
+  svg.addEventListener("pointermove", onPointerMove);
+  svg.addEventListener("pointerup", onPointerUp);
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); }
+    else if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
+    else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); deleteSelected(); }
+  });
+  const stage = $("stage");
+  stage.addEventListener("dragover", (e) => { e.preventDefault(); stage.classList.add("dragging"); });
+  stage.addEventListener("dragleave", () => stage.classList.remove("dragging"));
+  stage.addEventListener("drop", (e) => {
+    e.preventDefault();
+    stage.classList.remove("dragging");
+    openPhoto(e.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = [...e.clipboardData.items].find((i) => i.type.startsWith("image/"));
+    if (item) openPhoto(item.getAsFile());
+  });
+}
+
+async function start() {
+  wire();
+  updateButtons();
+  const preloaded = new URLSearchParams(location.search).get("photo");
+  if (preloaded) {
+    try {
+      const response = await api(`/api/photos/${encodeURIComponent(preloaded)}`);
+      const info = await response.json();
+      await useOpenedPhoto(info, info.name || "photo");
+    } catch (error) {
+      status(error.message, true);
+    }
+  }
+}
+
+start();

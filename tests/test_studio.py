@@ -1,0 +1,215 @@
+"""cunet studio's JSON API: every endpoint, every error, the safety rules, and 0 server errors."""
+
+import io
+import re
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from cunet.colorizer import Colorizer
+from cunet.gamut import num_bins
+from cunet.studio.app import create_app
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_model_file) -> Colorizer:
+    return Colorizer.from_pretrained(tiny_model_file)
+
+
+@pytest.fixture
+def client(colorizer) -> TestClient:
+    return TestClient(create_app(colorizer, max_upload_bytes=2_000_000, max_photo_pixels=1_000_000))
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gray_png(astronaut) -> bytes:
+    return png_bytes(Image.fromarray(astronaut[:300, :400]).convert("L"))
+
+
+def upload(client, data: bytes, name: str = "old.png"):
+    return client.post("/api/photos", files={"file": (name, data, "image/png")})
+
+
+def test_upload_returns_a_random_id_and_the_size(client, gray_png):
+    first, second = upload(client, gray_png).json(), upload(client, gray_png).json()
+    assert (first["width"], first["height"], first["name"]) == (400, 300, "old.png")
+    assert first["id"] != second["id"] and len(first["id"]) >= 22  # 128 random bits, URL-safe
+
+
+def test_colorize_gives_a_preview_png_and_the_full_resolution_png(client, gray_png):
+    photo = upload(client, gray_png).json()
+    preview = client.post(f"/api/photos/{photo['id']}/colorize", json={})
+    full = client.post(f"/api/photos/{photo['id']}/colorize?full=1", json={"saturation": 0.5})
+    assert preview.status_code == full.status_code == 200 and preview.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(preview.content)).size == (photo["preview_width"], photo["preview_height"])
+    assert Image.open(io.BytesIO(full.content)).size == (400, 300)
+    assert "attachment" in full.headers["content-disposition"]
+
+
+def test_a_point_changes_the_colours_around_it(client, gray_png):
+    photo = upload(client, gray_png).json()
+    plain = np.asarray(Image.open(io.BytesIO(client.post(f"/api/photos/{photo['id']}/colorize?full=1").content)))
+    hinted = client.post(f"/api/photos/{photo['id']}/colorize?full=1",
+                         json={"points": [{"x": 200, "y": 150, "color": "#ff0000", "size": 9}]})
+    hinted = np.asarray(Image.open(io.BytesIO(hinted.content)))
+    assert not np.array_equal(plain[140:160, 190:210], hinted[140:160, 190:210])
+
+
+def test_the_gray_photo_and_its_description_can_be_fetched(client, gray_png):
+    photo = upload(client, gray_png).json()
+    assert client.get(f"/api/photos/{photo['id']}").json() == photo
+    gray = Image.open(io.BytesIO(client.get(f"/api/photos/{photo['id']}/gray").content))
+    assert gray.size == (photo["preview_width"], photo["preview_height"])
+
+
+def test_suggest_returns_colours_with_probabilities(client, gray_png):
+    photo = upload(client, gray_png).json()
+    answer = client.get(f"/api/photos/{photo['id']}/suggest", params={"x": 10, "y": 20, "top": 5}).json()
+    assert answer["source"] == "gallery" and len(answer["suggestions"]) == 5
+    assert set(answer["suggestions"][0]) == {"color", "a", "b", "p"}
+    assert [s["p"] for s in answer["suggestions"]] == sorted((s["p"] for s in answer["suggestions"]), reverse=True)
+
+
+def test_variants_give_histograms_that_colorize_takes_back(client, gray_png):
+    photo = upload(client, gray_png).json()
+    variants = client.get(f"/api/photos/{photo['id']}/variants", params={"k": 3}).json()["variants"]
+    assert len(variants) == 3 and len({v["id"] for v in variants}) == 3
+    assert all(len(v["histogram"]) == num_bins() and v["thumbnail"].startswith("data:image/png;base64,") for v in variants)
+    answer = client.post(f"/api/photos/{photo['id']}/colorize", json={"histogram": variants[0]["histogram"]})
+    assert answer.status_code == 200
+
+
+def test_a_reference_photo_gives_its_histogram(client, astronaut):
+    answer = client.post("/api/histogram", files={"file": ("ref.png", png_bytes(Image.fromarray(astronaut)), "image/png")})
+    histogram = answer.json()["histogram"]
+    assert len(histogram) == num_bins() and abs(sum(histogram) - 1) < 1e-3
+
+
+def test_delete_closes_a_photo(client, gray_png):
+    photo = upload(client, gray_png).json()
+    assert client.delete(f"/api/photos/{photo['id']}").status_code == 204
+    gone = client.post(f"/api/photos/{photo['id']}/colorize", json={})
+    assert gone.status_code == 404 and "no open photo" in gone.json()["error"]
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{bad", "hints: not valid JSON (Expecting property name enclosed in double quotes at line 1)"),
+    (b'{"points": [{"x": 1, "y": 2}]}', "hints: points[0]: needs a color '#rrggbb'"),
+    (b'{"points": [{"x": 5000, "y": 2, "color": "#ff0000"}]}', "point (5000, 2) lies outside the 400x300 image"),
+    (b'{"saturation": 3}', "hints: saturation must be a number in [0, 1], got 3"),
+    (b'{"reference": "/etc/passwd"}', "hints: the server opens no file paths; upload the reference photo to "
+                                      "/api/histogram and send its histogram"),
+    (b'[1, 2]', "hints: hints must be a JSON object with any of points, saturation, reference, histogram"),
+])
+def test_bad_hints_are_422_with_the_clis_messages(client, gray_png, body, message):
+    photo = upload(client, gray_png).json()
+    answer = client.post(f"/api/photos/{photo['id']}/colorize", content=body)
+    assert answer.status_code == 422 and answer.json() == {"error": message}
+
+
+def test_an_upload_over_the_byte_limit_is_413_before_it_is_read(client):
+    answer = upload(client, b"\x89PNG" + bytes(3_000_000))
+    assert answer.status_code == 413 and answer.json() == {"error": "upload too large: the limit is 1 MB"}
+
+
+def test_a_streamed_upload_over_the_byte_limit_is_413(client, gray_png):
+    def chunks():
+        for _ in range(40):
+            yield bytes(100_000)
+
+    answer = client.post("/api/photos", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert answer.status_code == 413
+
+
+def test_a_photo_over_the_pixel_limit_is_413_from_its_header(client):
+    big = png_bytes(Image.new("L", (1200, 1000)))  # 1.2 MP, a few kB
+    answer = upload(client, big, "big.png")
+    assert answer.status_code == 413
+    assert answer.json() == {"error": "big.png: image too large (1200x1000; the limit is 1 MP)"}
+
+
+def test_a_decompression_bomb_is_refused_without_decoding(client):
+    from tests.test_robustness import png_header
+
+    answer = upload(client, png_header(60000, 60000), "bomb.png")
+    assert answer.status_code == 413 and "image too large" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "old.png: the upload is empty"),
+    (b"not an image at all", "old.png: not a readable image (UnidentifiedImageError)"),
+])
+def test_not_an_image_is_422(client, data, message):
+    answer = upload(client, data)
+    assert answer.status_code == 422 and answer.json() == {"error": message}
+
+
+def test_unknown_ids_are_404_and_paths_are_never_opened(client):
+    for path in ("/api/photos/..%2F..%2Fetc%2Fpasswd/colorize", "/api/photos/%2Fetc%2Fpasswd/colorize"):
+        answer = client.post(path, json={})
+        assert answer.status_code == 404 and "root:" not in answer.text
+
+
+def test_bad_query_values_are_one_line_422s(client, gray_png):
+    photo = upload(client, gray_png).json()
+    answer = client.get(f"/api/photos/{photo['id']}/suggest", params={"x": "left", "y": 3})
+    assert answer.status_code == 422 and answer.json()["error"].startswith("x: Input should be a valid number")
+    answer = client.get(f"/api/photos/{photo['id']}/variants", params={"k": 99})
+    assert answer.status_code == 422 and answer.json()["error"].startswith("k: Input should be less than or equal to 12")
+
+
+def test_photos_beyond_the_memory_budget_are_closed_least_recently_used_first(colorizer, gray_png):
+    client = TestClient(create_app(colorizer, max_held_pixels=250_000))  # two 400 x 300 photos
+    first, second = upload(client, gray_png).json()["id"], upload(client, gray_png).json()["id"]
+    client.get(f"/api/photos/{first}")  # used: the second is now the least recent
+    upload(client, gray_png)
+    assert client.get(f"/api/photos/{first}").status_code == 200
+    assert client.get(f"/api/photos/{second}").status_code == 404
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(colorizer, gray_png, monkeypatch):
+    client = TestClient(create_app(colorizer), raise_server_exceptions=False)
+    photo = upload(client, gray_png).json()
+    monkeypatch.setattr(colorizer, "predict_ab", lambda *a, **k: 1 / 0)
+    answer = client.post(f"/api/photos/{photo['id']}/colorize", json={})
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error (details are in the server's log)"}
+    assert "Traceback" not in answer.text and "ZeroDivision" not in answer.text
+
+
+def test_the_page_and_its_files_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "cunet studio" in page.text and "/static/studio.js" in page.text
+    script, style = client.get("/static/studio.js"), client.get("/static/studio.css")
+    assert script.status_code == style.status_code == 200
+    for text in (page.text, script.text, style.text):  # nothing is fetched from the internet
+        assert not re.search(r"""(src|href|url|fetch|import)\s*[=(]\s*["']?(https?:)?//""", text)
+    assert client.get("/openapi.json").json()["paths"]["/api/photos/{photo_id}/colorize"]
+
+
+def test_schemathesis_finds_no_server_error(colorizer):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(colorizer))
+    server_errors = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 8
+    for operation in operations:
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def check(case):
+            response = case.call()
+            if response.status_code >= 500:
+                server_errors.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:80]}")
+
+        check()
+    assert server_errors == []
