@@ -1,0 +1,240 @@
+"""cunet studio on a live server (uvicorn on 127.0.0.1): many clients at once, and the page itself in
+a real headless Chromium (Debian's `chromium`, driven by Playwright)."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+
+from cunet.colorizer import Colorizer
+from cunet.studio.app import create_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The studio with the bundled model, served by uvicorn on a free loopback port."""
+    colorizer = Colorizer.from_pretrained()
+    colorizer.runtime.warm()
+    port = free_port()
+    live = uvicorn.Server(uvicorn.Config(create_app(colorizer), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not live.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    live.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bw_photo(tmp_path_factory, astronaut) -> Path:
+    path = tmp_path_factory.mktemp("studio") / "astronaut_bw.jpg"
+    Image.fromarray(astronaut).convert("L").resize((640, 640)).save(path, quality=92)
+    return path
+
+
+def png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+
+
+def test_eight_clients_times_fifty_updates_all_answered_without_cross_talk(server, astronaut):
+    colours = ["#ff0000", "#0000ff"] * 4
+
+    def client(index: int) -> list[str]:
+        problems = []
+        width = 200 + 24 * index  # each client's photo has its own size
+        image = Image.fromarray(astronaut).convert("L").resize((width, 180))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        with httpx.Client(base_url=server, timeout=60) as http:
+            photo = http.post("/api/photos", files={"file": ("p.png", buffer.getvalue(), "image/png")}).json()
+            for update in range(50):
+                x = 40 + (update * 7) % (width - 80)
+                answer = http.post(f"/api/photos/{photo['id']}/colorize",
+                                   json={"points": [{"x": x, "y": 90, "color": colours[index], "size": 9}]})
+                if answer.status_code != 200:
+                    problems.append(f"client {index} update {update}: {answer.status_code}")
+                    continue
+                pixels = png(answer.content)
+                if pixels.shape[:2] != (photo["preview_height"], photo["preview_width"]):
+                    problems.append(f"client {index} update {update}: another photo's size {pixels.shape[:2]}")
+                scale = photo["preview_width"] / width
+                around = pixels[round(90 * scale) - 2:round(90 * scale) + 3, round(x * scale) - 2:round(x * scale) + 3]
+                red, blue = around[..., 0].mean(), around[..., 2].mean()
+                if (red > blue) != (colours[index] == "#ff0000"):
+                    problems.append(f"client {index} update {update}: not its own colour (R {red:.0f}, B {blue:.0f})")
+            http.delete(f"/api/photos/{photo['id']}")
+        return problems
+
+    with ThreadPoolExecutor(8) as pool:
+        problems = [p for result in pool.map(client, range(8)) for p in result]
+    assert problems == []
+
+
+browser_only = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                  reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM is not None, "chromium is missing: .ci/run installs Debian's chromium package"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    yield page
+    context.close()
+    assert errors == []
+
+
+def preview_pixels(page) -> np.ndarray:
+    """The preview image's pixels, read in the page through a canvas."""
+    data = page.evaluate("""() => {
+        const img = document.getElementById('preview');
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        return [img.naturalWidth, img.naturalHeight, Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data)];
+    }""")
+    width, height, values = data
+    return np.array(values, dtype=float).reshape(height, width, 4)[..., :3]
+
+
+def open_photo(page, path: Path) -> None:
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) >= 1", timeout=30000)
+
+
+def wait_for_update(page, ticket: int) -> None:
+    page.wait_for_function(f"Number(document.getElementById('preview').dataset.ticket) > {ticket}", timeout=30000)
+
+
+def ticket(page) -> int:
+    return int(page.get_attribute("#preview", "data-ticket"))
+
+
+def click_at(page, fx: float, fy: float) -> None:
+    box = page.locator("#points").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+
+
+@browser_only
+def test_a_red_point_turns_the_preview_red_around_it(page, bw_photo):
+    open_photo(page, bw_photo)
+    before = preview_pixels(page)
+    page.evaluate("document.getElementById('color').value = '#ff0000'")
+    shown = ticket(page)
+    click_at(page, 0.45, 0.3)
+    wait_for_update(page, shown)
+    after = preview_pixels(page)
+    row, column = int(after.shape[0] * 0.3), int(after.shape[1] * 0.45)
+    near_before, near_after = before[row - 4:row + 5, column - 4:column + 5], after[row - 4:row + 5, column - 4:column + 5]
+    redness = lambda pixels: float((pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2).mean())
+    assert redness(near_after) > 40 and redness(near_after) > redness(near_before) + 30
+    assert page.locator("#points circle").count() == 1
+
+
+@browser_only
+def test_picking_a_variant_changes_the_preview(page, bw_photo):
+    open_photo(page, bw_photo)
+    before = preview_pixels(page)
+    page.click("#show-variants")
+    page.wait_for_selector(".variants img", timeout=60000)
+    assert page.locator(".variants img").count() == 4
+    shown = ticket(page)
+    page.locator(".variants img").nth(1).click()
+    wait_for_update(page, shown)
+    assert np.abs(preview_pixels(page) - before).mean() > 1.0
+
+
+@browser_only
+def test_download_gives_the_full_resolution_png(page, bw_photo):
+    open_photo(page, bw_photo)
+    with page.expect_download() as download:
+        page.click("#download")
+    path = download.value.path()
+    assert download.value.suggested_filename == "astronaut_bw_color.png"
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size == Image.open(bw_photo).size
+
+
+@browser_only
+def test_dragging_a_point_moves_it_and_undo_brings_it_back(page, bw_photo, tmp_path):
+    open_photo(page, bw_photo)
+    click_at(page, 0.5, 0.5)
+    box = page.locator("#points circle").bounding_box()
+    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 60, start[1] + 30, steps=5)
+    page.mouse.up()
+
+    def saved_hints() -> dict:
+        with page.expect_download() as download:
+            page.click("#save-hints")
+        return json.loads(Path(download.value.path()).read_text())
+
+    moved = saved_hints()["points"][0]
+    page.click("#undo")
+    back = saved_hints()["points"][0]
+    assert moved["x"] > back["x"] + 30 and moved["y"] > back["y"] + 15
+    assert (back["x"], back["y"]) == (320, 320)
+    page.click("#redo")
+    assert saved_hints()["points"][0] == moved
+
+
+@browser_only
+def test_selecting_and_deleting_a_point(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.3, 0.3)
+    click_at(page, 0.7, 0.7)
+    assert page.locator("#points circle").count() == 2
+    page.click("#delete-point")
+    assert page.locator("#points circle").count() == 1
+
+
+@browser_only
+def test_a_screenshot_of_the_page_at_work(page, bw_photo, tmp_path):
+    open_photo(page, bw_photo)
+    page.evaluate("document.getElementById('color').value = '#2060d0'")
+    shown = ticket(page)
+    click_at(page, 0.5, 0.8)
+    wait_for_update(page, shown)
+    page.click("#show-variants")
+    page.wait_for_selector(".variants img", timeout=60000)
+    target = Path(os.environ.get("CUNET_SCREENSHOT", tmp_path / "studio.png"))
+    page.screenshot(path=str(target))
+    assert Image.open(target).size == (1280, 860)
