@@ -238,3 +238,86 @@ def test_a_screenshot_of_the_page_at_work(page, bw_photo, tmp_path):
     target = Path(os.environ.get("CUNET_SCREENSHOT", tmp_path / "studio.png"))
     page.screenshot(path=str(target))
     assert Image.open(target).size == (1280, 860)
+
+
+@browser_only
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_a_photo_can_be_dropped_or_pasted(page, bw_photo, how):
+    data = list(bw_photo.read_bytes())
+    page.evaluate("""([data, how]) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(data)], 'dropped.jpg', {type: 'image/jpeg'}));
+        if (how === 'drop') {
+            document.getElementById('stage').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true}));
+        } else {
+            document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer, bubbles: true}));
+        }
+    }""", [data, how])
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) >= 1", timeout=30000)
+    assert "640×640" in page.text_content("#status")
+
+
+@browser_only
+def test_a_reference_photo_and_the_saturation_change_the_preview(page, bw_photo, tmp_path, astronaut):
+    open_photo(page, bw_photo)
+    plain = preview_pixels(page)
+    reference = tmp_path / "reference.png"
+    Image.fromarray(astronaut[::-1, :, ::-1]).save(reference)  # vivid, other colours
+    shown = ticket(page)
+    page.set_input_files("#reference-input", str(reference))
+    wait_for_update(page, shown)
+    assert page.text_content("#global-label") == "colours of reference.png"
+    guided = preview_pixels(page)
+    assert np.abs(guided - plain).mean() > 1.0
+    shown = ticket(page)
+    page.check("#saturation-on")
+    wait_for_update(page, shown)
+    assert np.abs(preview_pixels(page) - guided).mean() > 0.2
+
+
+@browser_only
+def test_saved_hints_are_what_cunet_colorize_reads_and_load_back(page, bw_photo, tmp_path):
+    from cunet.hints import load_hints_file
+
+    open_photo(page, bw_photo)
+    page.evaluate("document.getElementById('color').value = '#22aa44'")
+    click_at(page, 0.25, 0.25)
+    page.locator("#suggestions .swatch").first.wait_for(timeout=30000)
+    with page.expect_download() as download:
+        page.click("#save-hints")
+    saved = tmp_path / "hints.json"
+    download.value.save_as(saved)
+    hints = load_hints_file(saved)
+    assert len(hints.points) == 1 and (hints.points[0].x, hints.points[0].y) == (160, 160)
+    page.click("#delete-point")
+    assert page.locator("#points circle").count() == 0
+    page.set_input_files("#hints-input", str(saved))
+    page.wait_for_function("document.querySelectorAll('#points circle').length === 1", timeout=10000)
+    assert page.get_attribute("#points circle", "fill") == "#22aa44"
+
+
+@browser_only
+def test_the_busy_indicator_shows_while_the_server_works_and_only_the_newest_preview_is_kept(page, bw_photo):
+    open_photo(page, bw_photo)
+    held = []
+    page.route("**/colorize", lambda route: held.append(route))
+    click_at(page, 0.3, 0.3)
+    click_at(page, 0.6, 0.6)
+    page.wait_for_function("!document.getElementById('busy').hidden", timeout=5000)
+    assert len(held) >= 1
+    page.unroute("**/colorize")
+    for route in held:
+        try:
+            route.continue_()
+        except Exception:  # the page aborted this older request itself
+            pass
+    page.wait_for_function("document.getElementById('busy').hidden", timeout=30000)
+    assert int(page.get_attribute("#preview", "data-ticket")) == 3  # the first preview, then the newest of two
+
+
+@browser_only
+def test_the_compare_slider_uncovers_the_original(page, bw_photo):
+    open_photo(page, bw_photo)
+    page.fill("#compare", "40")
+    page.dispatch_event("#compare", "input")
+    assert page.evaluate("document.getElementById('original').style.clipPath") == "inset(0px 60% 0px 0px)"
