@@ -110,14 +110,32 @@ def test_the_first_match_has_the_real_histogram_nearest_the_automatic_colourings
     assert matches[0] == nearest and len(set(matches)) == 4
 
 
-def test_spread_takes_the_first_then_the_farthest_in_colour(gallery):
-    histograms = torch.zeros(4, num_bins())
-    histograms[0, 0] = histograms[1, 0] = 1.0  # 1 duplicates 0
-    histograms[2, :2] = 0.5
-    histograms[3, 5] = 1.0
-    spread = Gallery(histograms, torch.zeros(4, LUMINANCE_BINS))
-    assert spread.spread(torch.arange(4), 3, pool=4) == [0, 3, 2]
-    assert spread.spread(torch.arange(4), 3, pool=2) == [0, 1]  # only what the pool holds
+def spread_gallery(points: list[tuple[float, float]]) -> Gallery:
+    """A gallery whose histograms put weight (1 - u, u) and (1 - v, v) on two bin pairs: a 2-D picture."""
+    histograms = torch.zeros(len(points), num_bins())
+    for row, (u, v) in enumerate(points):
+        histograms[row, 0], histograms[row, 1] = 1 - u, u
+        histograms[row, 2], histograms[row, 3] = 1 - v, v
+    return Gallery(histograms, torch.zeros(len(points), LUMINANCE_BINS))
+
+
+def test_spread_keeps_the_nearest_then_takes_one_photo_of_each_other_colour_group_not_an_outlier():
+    gallery = spread_gallery([
+        (0.0, 0.0),                                        # 0: the nearest match
+        (0.9, 0.0), (0.8, 0.0), (0.85, 0.05), (0.85, 0.0),  # a group of similar colourings
+        (0.0, 0.9), (0.0, 0.8), (0.05, 0.85), (0.0, 0.85),  # another
+        (1.0, 1.0),                                        # an outlier: farthest-point sampling would take it
+    ])
+    chosen = gallery.spread(torch.arange(10), 3, pool=10)
+    assert chosen[0] == 0 and 9 not in chosen
+    assert {1 <= i <= 4 for i in chosen[1:]} == {True, False} and all(1 <= i <= 8 for i in chosen[1:])
+
+
+def test_spread_takes_only_what_the_pool_holds_and_distinct_photos_where_histograms_repeat():
+    gallery = spread_gallery([(0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.5, 0.5)])
+    assert gallery.spread(torch.arange(4), 3, pool=2) == [0, 1]
+    chosen = gallery.spread(torch.arange(4), 3, pool=4)
+    assert chosen[0] == 0 and len(set(chosen)) == 3 and 3 in chosen
 
 
 def test_variants_are_k_colourings_from_distinct_gallery_histograms(gallery, gallery_photos, colorizer):

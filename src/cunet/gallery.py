@@ -69,6 +69,10 @@ def model_fingerprint(model: CUNet) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Rounds of the k-medoids refinement in `Gallery.spread` (it settles within a few).
+MEDOID_ROUNDS = 20
+
+
 @dataclass(eq=False)
 class Gallery:
     """Indexed colour photos: a*b* histograms (N, Q), luminance histograms (N, B), standardised
@@ -115,15 +119,35 @@ class Gallery:
         return torch.argsort(torch.cdist(query[None].float(), table.float())[0], stable=True)
 
     def spread(self, order: torch.Tensor, k: int, pool: int) -> list[int]:
-        """k of the first `pool` of `order`, starting with the first, each next one the candidate whose
-        a*b* histogram is farthest from all taken (farthest-point sampling): plausible, yet different."""
+        """k of the first `pool` of `order`: the first (the nearest match), then one photo for each of
+        the pool's other colour modes, so that k colourings are plausible yet different.
+
+        k-medoids on the a*b* histograms (Euclidean; PAM's greedy start, then alternating
+        refinement), the first kept fixed: each variant is the most typical member of a group of
+        similar colourings, not the most extreme photo, as farthest-point sampling picked
+        (benchmarks/retrieval.py measures both).
+        """
         candidates = list(dict.fromkeys(order[:pool].tolist()))
-        chosen = candidates[:1]
-        while len(chosen) < min(k, len(candidates)):
-            rest = [i for i in candidates if i not in chosen]
-            gaps = torch.cdist(self.histograms[rest], self.histograms[chosen]).min(dim=1).values
-            chosen.append(rest[int(gaps.argmax())])
-        return chosen
+        if len(candidates) <= k:
+            return candidates
+        distances = torch.cdist(self.histograms[candidates].float(), self.histograms[candidates].float())
+        chosen = [0]
+        while len(chosen) < k:  # PAM's greedy start: each next medoid the one that cuts the total distance most
+            nearest = distances[:, chosen].min(dim=1).values
+            gains = (nearest[:, None] - distances).clamp_min(0).sum(dim=0)
+            gains[chosen] = -1.0  # distinct photos even where histograms repeat
+            chosen.append(int(gains.argmax()))
+        for _ in range(MEDOID_ROUNDS):
+            group = distances[:, chosen].argmin(dim=1)
+            group[chosen] = torch.arange(k)  # a medoid belongs to its own group, ties or not
+            updated = [0]
+            for label in range(1, k):
+                members = (group == label).nonzero().flatten()
+                updated.append(int(members[distances[members][:, members].sum(dim=1).argmin()]))
+            if updated == chosen:
+                break
+            chosen = updated
+        return [candidates[i] for i in chosen]
 
     def info(self) -> dict:
         """What `cunet gallery info` prints: photos per source, the descriptors it can be queried by,
