@@ -312,7 +312,8 @@ def test_the_busy_indicator_shows_while_the_server_works_and_only_the_newest_pre
         except Exception:  # the page aborted this older request itself
             pass
     page.wait_for_function("document.getElementById('busy').hidden", timeout=30000)
-    assert int(page.get_attribute("#preview", "data-ticket")) == 3  # the first preview, then the newest of two
+    # the busy indicator goes only once the newest preview is shown: the first, then the newer of two
+    assert int(page.get_attribute("#preview", "data-ticket")) == 3
 
 
 @browser_only

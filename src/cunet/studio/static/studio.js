@@ -23,7 +23,8 @@ function busy(delta) {
   $("busy").hidden = pending <= 0;
 }
 
-async function api(path, options = {}) {
+// One request, its answer read to the end ("json" or "blob"): the busy indicator covers both.
+async function api(path, options = {}, read = "json") {
   busy(1);
   try {
     const response = await fetch(path, options);
@@ -32,7 +33,7 @@ async function api(path, options = {}) {
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
       throw new Error(message);
     }
-    return response;
+    return read === "blob" ? await response.blob() : await response.json();
   } finally {
     busy(-1);
   }
@@ -115,11 +116,10 @@ async function refresh() {
   const controller = new AbortController();
   inFlight = controller;
   try {
-    const response = await api(`/api/photos/${photo.id}/colorize`, {
+    const blob = await api(`/api/photos/${photo.id}/colorize`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(hintsDocument()), signal: controller.signal,
-    });
-    const blob = await response.blob();
+    }, "blob");
     if (ticket !== latest) return;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(blob);
@@ -158,8 +158,7 @@ function photoPixel(event) {
 
 async function showSuggestions(x, y) {
   try {
-    const response = await api(`/api/photos/${photo.id}/suggest?x=${x}&y=${y}&top=8`);
-    const { source, suggestions } = await response.json();
+    const { source, suggestions } = await api(`/api/photos/${photo.id}/suggest?x=${x}&y=${y}&top=8`);
     $("suggest-source").textContent = source === "model" ? "(from the network)" : "(from the gallery)";
     const box = $("suggestions");
     box.replaceChildren();
@@ -243,8 +242,7 @@ async function openPhoto(file) {
   form.append("file", file, file.name || "pasted.png");
   status(`opening ${file.name || "pasted photo"}…`);
   try {
-    const response = await api("/api/photos", { method: "POST", body: form });
-    await useOpenedPhoto(await response.json(), file.name || "pasted");
+    await useOpenedPhoto(await api("/api/photos", { method: "POST", body: form }), file.name || "pasted");
   } catch (error) {
     status(error.message, true);
   }
@@ -268,10 +266,10 @@ async function useOpenedPhoto(info, name) {
 
 async function download() {
   try {
-    const response = await api(`/api/photos/${photo.id}/colorize?full=1`, {
+    const blob = await api(`/api/photos/${photo.id}/colorize?full=1`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(hintsDocument()),
-    });
-    saveBlob(await response.blob(), `${photo.name}_color.png`);
+    }, "blob");
+    saveBlob(blob, `${photo.name}_color.png`);
   } catch (error) {
     status(error.message, true);
   }
@@ -308,8 +306,7 @@ async function loadHints(file) {
 
 async function showVariants() {
   try {
-    const response = await api(`/api/photos/${photo.id}/variants?k=4`);
-    const { variants } = await response.json();
+    const { variants } = await api(`/api/photos/${photo.id}/variants?k=4`);
     const box = $("variants");
     box.replaceChildren();
     variants.forEach((v, i) => {
@@ -336,9 +333,9 @@ async function useReference(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const response = await api("/api/histogram", { method: "POST", body: form });
+    const { histogram } = await api("/api/histogram", { method: "POST", body: form });
     remember();
-    hints.histogram = (await response.json()).histogram;
+    hints.histogram = histogram;
     hints.globalLabel = `colours of ${file.name}`;
     syncControls();
     refresh();
@@ -416,8 +413,7 @@ async function start() {
   const preloaded = new URLSearchParams(location.search).get("photo");
   if (preloaded) {
     try {
-      const response = await api(`/api/photos/${encodeURIComponent(preloaded)}`);
-      const info = await response.json();
+      const info = await api(`/api/photos/${encodeURIComponent(preloaded)}`);
       await useOpenedPhoto(info, info.name || "photo");
     } catch (error) {
       status(error.message, true);
