@@ -213,3 +213,51 @@ def test_schemathesis_finds_no_server_error(colorizer):
 
         check()
     assert server_errors == []
+
+
+@pytest.fixture
+def served(monkeypatch, tiny_model_file):
+    """`cunet studio` up to the point where uvicorn would serve: what it was asked to serve."""
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    return calls
+
+
+def test_studio_binds_loopback_by_default_and_prints_its_address(monkeypatch, capsys, served, tiny_model_file, tmp_path):
+    from tests.test_cli import run
+
+    photo = tmp_path / "old.png"
+    Image.new("L", (64, 48), 120).save(photo)
+    code, out, err = run(monkeypatch, capsys, "studio", str(photo), "--model", str(tiny_model_file), "--port", "8799")
+    assert code == 0 and err == ""
+    app, options = served[0]
+    assert (options["host"], options["port"]) == ("127.0.0.1", 8799)
+    assert out.startswith("cunet studio: http://127.0.0.1:8799/?photo=")
+    photo_id = out.split("?photo=")[1].split()[0]
+    assert TestClient(app).get(f"/api/photos/{photo_id}").json()["width"] == 64
+
+
+def test_studio_warns_when_it_serves_beyond_loopback(monkeypatch, capsys, served, tiny_model_file):
+    from tests.test_cli import run
+
+    code, out, err = run(monkeypatch, capsys, "studio", "--host", "0.0.0.0", "--port", "8798", "--model",
+                         str(tiny_model_file))
+    assert code == 0 and served[0][1]["host"] == "0.0.0.0"
+    assert err.strip() == ("warning: serving on 0.0.0.0: anyone who can reach this address can use the studio "
+                           "and upload photos to this computer")
+
+
+def test_studio_on_a_busy_port_is_a_one_line_error(monkeypatch, capsys, served):
+    import socket
+
+    from tests.test_cli import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(monkeypatch, capsys, "studio", "--port", str(port))
+    assert code == 2 and served == []
+    assert err.strip() == f"error: cannot serve on 127.0.0.1:{port} (Address already in use); choose another --port or --host"

@@ -336,8 +336,8 @@ class Colorizer:
         return denormalize_ab(predicted), logits
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
-        """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then the
-        farthest in colour among the VARIANT_POOL nearest, so that k colourings really differ."""
+        """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then one typical
+        photo of each other colour group among the VARIANT_POOL nearest, so that k colourings differ."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
             raise CunetError(f"the number of variants must be a whole number from 1 to 64, got {k!r}")
         gallery, order = self._gallery_order(image, gallery)
