@@ -45,7 +45,7 @@ from cunet.colorizer import Colorizer, working_shape
 from cunet.hints import Hints, PointHint
 from cunet.io import load_photo, write_atomic
 from cunet.join import join_full_resolution
-from cunet.runtime import BACKENDS, onnx_available
+from cunet.runtime import BACKENDS, DEFAULT_BACKEND, onnx_available
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -69,7 +69,10 @@ def source_photos(count: int) -> list[Image.Image]:
     data = os.environ.get("CUNET_DATA")
     folder = Path(data) / "bw-photos" / "deoldify" if data else None
     if folder is not None and folder.is_dir():
-        images = [Image.open(path).convert("L") for path in sorted(folder.glob("*.jpg"))[:count]]
+        scans = [Image.open(path).convert("L") for path in sorted(folder.glob("*.jpg"))]
+        # more photos than scans: the scans again, mirrored (same shapes, other pixels)
+        images = [scans[i % len(scans)].transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i >= len(scans)
+                  else scans[i] for i in range(count)]
     else:
         samples = [skdata.astronaut(), skdata.camera(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
         images = [Image.fromarray(samples[i % len(samples)]).convert("L") for i in range(count)]
@@ -172,7 +175,6 @@ def batch_speed(photos: list[Image.Image], folder: Path) -> dict:
         paths.append(inputs / f"{i:03d}.jpg")
         photo.save(paths[-1], quality=92)
     colorizer = Colorizer.from_pretrained()
-    colorizer.runtime.warm()  # both loops run the steady-state backend: the ratio is the pipeline's
     colorizer.colorize(paths[0])
 
     naive_out = folder / "naive"
@@ -216,7 +218,7 @@ def main() -> None:
     photos = source_photos(args.photos)
     colorizer = Colorizer.from_pretrained()
     report = {"command": "python benchmarks/speed.py", "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "default_backend": "auto: eager fp32 for the first 16 passes, then ONNX Runtime"}
+              "cpu_count": os.cpu_count(), "default_backend": DEFAULT_BACKEND}
     with tempfile.TemporaryDirectory() as temp:
         report["start_up"] = start_up(Path(temp))
     gflops = bf16_matmul_gflops()

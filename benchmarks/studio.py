@@ -1,6 +1,6 @@
 """Round trip of a hint change in cunet studio (issue 12): request -> PNG bytes on a live server.
 
-A `cunet studio` server (uvicorn, bundled model, default backend warmed) runs on a free loopback
+A `cunet studio` server (uvicorn, bundled model, default backend) runs on a free loopback
 port in this process; one client opens a 1024-px photo and moves a colour point N times, each move
 a new POST /api/photos/{id}/colorize whose preview PNG is read to the end. Reported: p50/p95 of
 the round trip, and the same for a saturation change (the cached encoding is reused) and for the
@@ -43,7 +43,6 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=100)
     args = parser.parse_args()
     colorizer = Colorizer.from_pretrained()
-    colorizer.runtime.warm()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -10,7 +10,7 @@ from cunet.colorizer import Colorizer
 from cunet.errors import CunetError
 from cunet.hints import Hints, PointHint
 from cunet.model import CUNet, CUNetConfig
-from cunet.runtime import EXACT_BACKENDS, AutoRuntime, OnnxRuntime, TorchRuntime, make_runtime, onnx_available
+from cunet.runtime import DEFAULT_BACKEND, EXACT_BACKENDS, OnnxRuntime, TorchRuntime, make_runtime, onnx_available
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnxruntime/onnx not installed")
 
@@ -65,25 +65,10 @@ def test_onnx_takes_any_working_shape_and_batch(tiny_model_file):
     assert ab.shape == (3, 2, 40, 72) and (ab - expected).abs().max() < 1e-4
 
 
-def test_auto_runs_eager_for_a_few_photos_then_onnx_when_installed_with_the_same_colours(tiny_model_file, astronaut):
-    colorizer = Colorizer.from_pretrained(tiny_model_file)
-    runtime = colorizer.runtime
-    assert isinstance(runtime, AutoRuntime) and isinstance(runtime.current, TorchRuntime)
-    image = Image.fromarray(astronaut).convert("L")
-    prepared = colorizer.prepare(image)
-    first = colorizer.predict_ab(prepared, Hints(saturation=0.3))
-    for i in range(AutoRuntime.SWITCH_AFTER):
-        colorizer.predict_ab(prepared, Hints((PointHint(10 + i, 10, 50, 0),)))
-    assert isinstance(runtime.current, OnnxRuntime if onnx_available() else TorchRuntime)
-    assert (colorizer.predict_ab(image, Hints(saturation=0.3)) - first).abs().max() < 1e-2
-
-
-def test_a_cached_encoding_is_decoded_by_the_runtime_that_made_it(tiny_model_file, astronaut):
-    colorizer = Colorizer.from_pretrained(tiny_model_file)
-    prepared = colorizer.prepare(Image.fromarray(astronaut).convert("L"))
-    before = colorizer.predict_ab(prepared, Hints(saturation=0.3))
-    colorizer.runtime.warm()
-    assert (colorizer.predict_ab(prepared, Hints(saturation=0.3)) - before).abs().max() < 1e-2
+def test_auto_runs_the_default_backend_without_onnx_runtime(tiny_model_file):
+    runtime = Colorizer.from_pretrained(tiny_model_file).runtime
+    assert DEFAULT_BACKEND in EXACT_BACKENDS
+    assert isinstance(runtime, TorchRuntime) and runtime.mode == DEFAULT_BACKEND
 
 
 def test_an_unknown_backend_is_a_clear_error(tiny_model_file):

@@ -33,7 +33,6 @@ def free_port() -> int:
 def server():
     """The studio with the bundled model, served by uvicorn on a free loopback port."""
     colorizer = Colorizer.from_pretrained()
-    colorizer.runtime.warm()
     port = free_port()
     live = uvicorn.Server(uvicorn.Config(create_app(colorizer), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=live.run, daemon=True)

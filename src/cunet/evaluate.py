@@ -281,8 +281,6 @@ def evaluate(
         raise CunetError("point counts must be >= 0")
     if not 1 <= variants <= 64:
         raise CunetError("variants must lie in 1..64")
-    if colorizer is not None and hasattr(colorizer.runtime, "warm"):
-        colorizer.runtime.warm()  # one runtime from the first photo on: the numbers never depend on when "auto" switches
     harness = Harness(colorizer)
     context = Context(colorizer, gallery, variants)
     hits: list[float] = []

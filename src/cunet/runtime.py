@@ -3,12 +3,12 @@
 The colouriser calls `encode` (conv1-4: the photo and its points) and `decode` (the global hint,
 conv5-10, the heads) separately, so that a new histogram or saturation re-runs only `decode`.
 
-Measured on this project's 2-core CPU with the bundled model (benchmarks/speed.py): ONNX Runtime
-is the fastest path whose output equals fp32 eager PyTorch (max |delta a*b*| ~1e-3); bf16 autocast
-is faster than eager but moves a*b* by a few units, so it is offered, never chosen for the user.
-"auto" (`AutoRuntime`) runs eager fp32 for a few passes and then ONNX Runtime, when it (and the
-`onnx` package PyTorch's exporter needs) is installed: the export in memory costs ~0.3 s, which a
-single photo does not win back.
+Measured on this project's 2-core CPU with the bundled model, 2 threads, p50 of a colour-point
+change at the default working size (benchmarks/speed.py): channels-last eager PyTorch 8.3 ms, fp32
+eager 10.2, ONNX Runtime 10.0, torch.compile 10.0 (all within 1e-3 a*b* of fp32 eager), bf16 autocast
+7.9 but up to 2 a*b* units off, so bf16 is offered and never chosen for the user. "auto" runs
+channels-last. With one thread ONNX Runtime was fastest (9.6 ms against 13.4), so the choice is the
+machine's: measure yours with the benchmark and pass `--backend`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from cunet.errors import CunetError
 from cunet.model import CUNet
 
 BACKENDS = ("auto", "eager", "channels-last", "bf16", "compile", "onnx")
+#: What "auto" runs: the fastest backend with exact outputs on this project's 2-core CPU (speed.json).
+DEFAULT_BACKEND = "channels-last"
 #: Backends whose output equals fp32 eager PyTorch within max |delta a*b*| < 1 (tested on real photos).
 EXACT_BACKENDS = ("eager", "channels-last", "compile", "onnx")
 
@@ -173,6 +175,9 @@ class OnnxRuntime:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # No busy-waiting between runs: PyTorch's own threads work just before each run (hint maps,
+        # resizing), and spinning ORT threads would take the cores from them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions = []
         with torch.no_grad():
             features = model.encode(inputs)
@@ -203,49 +208,11 @@ class OnnxRuntime:
         return outputs[0], outputs[1] if self.has_logits else None
 
 
-class AutoRuntime:
-    """Eager fp32 PyTorch for the first SWITCH_AFTER photos or updates, then ONNX Runtime.
-
-    Exporting to ONNX and making the sessions costs ~0.3 s with the imports, and saves 3-10 ms per
-    network pass: a one-photo `cunet colorize` is faster without it, a folder or an editing session
-    much faster with it. Both give the same colours (within 1e-3 a*b*), so the switch is invisible.
-    Each encoding remembers the runtime that made it, so a cached one is decoded by the same one.
-    """
-
-    SWITCH_AFTER = 16
-
-    def __init__(self, model: CUNet) -> None:
-        self.model = model
-        self.current = TorchRuntime(model, "eager")
-        self.passes = 0
-        self.settled = not onnx_available() or next(model.parameters()).device.type != "cpu"
-
-    def warm(self) -> None:
-        """Switch to ONNX Runtime now (a server calls this before its first request)."""
-        if not self.settled:
-            self.settled = True
-            try:
-                self.current = OnnxRuntime(self.model)
-            except Exception:  # an exporter that cannot trace this PyTorch or model version: stay eager
-                pass
-
-    def encode(self, inputs: torch.Tensor) -> tuple:
-        self.passes += inputs.shape[0]
-        if self.passes > self.SWITCH_AFTER:
-            self.warm()
-        runtime = self.current
-        return runtime, runtime.encode(inputs)
-
-    def decode(self, features: tuple, global_hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        runtime, inner = features
-        return runtime.decode(inner, global_hint)
-
-
 def make_runtime(model: CUNet, backend: str = "auto"):
-    """A runtime for `backend` (see the module's notes)."""
+    """A runtime for `backend` (see the module's notes); "auto" is `DEFAULT_BACKEND`."""
     check_backend(backend)
     if backend == "auto":
-        return AutoRuntime(model)
+        backend = DEFAULT_BACKEND
     if backend == "onnx":
         if not onnx_available():
             raise CunetError("backend 'onnx' needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")

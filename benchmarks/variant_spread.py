@@ -1,0 +1,114 @@
+"""How should the K variants be picked from the photos nearest to a query? (issue 10)
+
+`Gallery.spread` takes, from the `pool` nearest gallery photos, the first plus K - 1 others. This
+runs `cunet.evaluate`'s best-of-K setting (an oracle pick among the K colourings, with their mutual
+a*b* distance) on the val photos for several ways of choosing them:
+
+- cunet: the shipped rule, k-medoids on the a*b* histograms with PAM's greedy start;
+- farthest: each next one the photo farthest in colour from those taken (farthest-point sampling);
+- medoids-farthest: k-medoids seeded by farthest-point sampling;
+- hellinger: the shipped rule on square-root histograms.
+
+    python benchmarks/variant_spread.py ../shared/data/people ../shared/data/people-scenes \
+        --gallery ../runs/gallery/train_bundled.gallery --rules cunet:32,farthest:16 \
+        --out benchmarks/results/variant_spread.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import cunet.colorizer as colorizer_module
+from cunet.colorizer import Colorizer
+from cunet.evaluate import evaluate, evaluation_set
+from cunet.gallery import Gallery
+from cunet.io import write_atomic
+
+SHIPPED_SPREAD = Gallery.spread
+
+
+def farthest(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
+    candidates = list(dict.fromkeys(order[:pool].tolist()))
+    chosen = candidates[:1]
+    while len(chosen) < min(k, len(candidates)):
+        rest = [i for i in candidates if i not in chosen]
+        gaps = torch.cdist(gallery.histograms[rest].float(), gallery.histograms[chosen].float()).min(dim=1).values
+        chosen.append(rest[int(gaps.argmax())])
+    return chosen
+
+
+def medoids_farthest(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
+    candidates = list(dict.fromkeys(order[:pool].tolist()))
+    if len(candidates) <= k:
+        return candidates
+    histograms = gallery.histograms[candidates].float()
+    distances = torch.cdist(histograms, histograms)
+    chosen = [0]
+    while len(chosen) < k:
+        gaps = distances[:, chosen].min(dim=1).values
+        gaps[chosen] = -1.0
+        chosen.append(int(gaps.argmax()))
+    for _ in range(20):
+        group = distances[:, chosen].argmin(dim=1)
+        group[chosen] = torch.arange(k)
+        updated = [0]
+        for label in range(1, k):
+            members = (group == label).nonzero().flatten()
+            updated.append(int(members[distances[members][:, members].sum(dim=1).argmin()]))
+        if updated == chosen:
+            break
+        chosen = updated
+    return [candidates[i] for i in chosen]
+
+
+def hellinger(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
+    return SHIPPED_SPREAD(replace(gallery, histograms=gallery.histograms.float().sqrt()), order, k, pool)
+
+
+RULES = {"cunet": SHIPPED_SPREAD, "farthest": farthest, "medoids-farthest": medoids_farthest, "hellinger": hellinger}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="+")
+    parser.add_argument("--gallery", type=Path, required=True)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=None, help="photos per source")
+    parser.add_argument("--rules", default="cunet:32,farthest:16,medoids-farthest:32,hellinger:32",
+                        help="RULE:POOL pairs; rules: " + ", ".join(RULES))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/variant_spread.json"))
+    args = parser.parse_args()
+    colorizer = Colorizer.from_pretrained(args.model)
+    gallery = Gallery.load(args.gallery)
+    paths, sources = evaluation_set(args.data, "val", args.limit)
+    results = {}
+    try:
+        for item in args.rules.split(","):
+            rule, pool = item.split(":")
+            Gallery.spread = RULES[rule]
+            colorizer_module.VARIANT_POOL = int(pool)
+            report = evaluate(paths, ["cunet"], [0], ["none", "variants"], colorizer, sources=sources,
+                              gallery=gallery, variants=args.variants)
+            rows = {r["global"]: r for r in report["results"]}
+            gain = rows["variants"]["psnr"]["mean"] - rows["none"]["psnr"]["mean"]
+            results[item] = {"best_of_k": rows["variants"]["psnr"], "gain_over_automatic": gain,
+                             "variant_distance": rows["variants"]["variant_distance"],
+                             "by_source_gain": {name: value["psnr"]["mean"] - rows["none"]["by_source"][name]["psnr"]["mean"]
+                                                for name, value in rows["variants"]["by_source"].items()}}
+            print(item, f"best of {args.variants}: {gain:+.3f} dB")
+    finally:
+        Gallery.spread = SHIPPED_SPREAD
+    summary = {"photos": len(paths), "gallery": str(args.gallery), "variants": args.variants,
+               "average": "macro over sources", "rules": results}
+    write_atomic(args.out, lambda handle: handle.write((json.dumps(summary, indent=2) + "\n").encode()))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
