@@ -36,20 +36,30 @@ def with_descriptor(gallery: Gallery, descriptor: str) -> Gallery:
     return replace(gallery, luminance=noise, query_descriptor="luminance")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def gallery_benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every gallery benchmark takes (this one and variant_spread.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("data", nargs="+")
     parser.add_argument("--gallery", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--limit", type=int, default=None, help="photos per source")
+    return parser
+
+
+def gallery_benchmark_setting(args: argparse.Namespace) -> tuple[Colorizer, Gallery, list, list]:
+    """(colouriser, gallery, val photo paths, their sources) from those arguments."""
+    paths, sources = evaluation_set(args.data, "val", args.limit)
+    return Colorizer.from_pretrained(args.model), Gallery.load(args.gallery), paths, sources
+
+
+def main() -> None:
+    parser = gallery_benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--descriptors", default="default,predicted,features,luminance,random",
                         help="default: the gallery's own rule (predicted first match, then features)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrieval.json"))
     args = parser.parse_args()
-    colorizer = Colorizer.from_pretrained(args.model)
-    gallery = Gallery.load(args.gallery)
-    paths, sources = evaluation_set(args.data, "val", args.limit)
+    colorizer, gallery, paths, sources = gallery_benchmark_setting(args)
     results = {}
     for descriptor in args.descriptors.split(","):
         report = evaluate(paths, ["cunet"], [0], ["none", "retrieved", "variants"], colorizer, sources=sources,

@@ -16,7 +16,6 @@ a*b* distance) on the val photos for several ways of choosing them:
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +23,10 @@ from pathlib import Path
 import torch
 
 import cunet.colorizer as colorizer_module
-from cunet.colorizer import Colorizer
-from cunet.evaluate import evaluate, evaluation_set
-from cunet.gallery import Gallery
+from cunet.evaluate import evaluate
+from cunet.gallery import Gallery, refine_medoids
 from cunet.io import write_atomic
+from retrieval import gallery_benchmark_parser, gallery_benchmark_setting  # beside this file
 
 SHIPPED_SPREAD = Gallery.spread
 
@@ -53,17 +52,7 @@ def medoids_farthest(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -
         gaps = distances[:, chosen].min(dim=1).values
         gaps[chosen] = -1.0
         chosen.append(int(gaps.argmax()))
-    for _ in range(20):
-        group = distances[:, chosen].argmin(dim=1)
-        group[chosen] = torch.arange(k)
-        updated = [0]
-        for label in range(1, k):
-            members = (group == label).nonzero().flatten()
-            updated.append(int(members[distances[members][:, members].sum(dim=1).argmin()]))
-        if updated == chosen:
-            break
-        chosen = updated
-    return [candidates[i] for i in chosen]
+    return [candidates[i] for i in refine_medoids(distances, chosen)]
 
 
 def hellinger(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
@@ -74,19 +63,12 @@ RULES = {"cunet": SHIPPED_SPREAD, "farthest": farthest, "medoids-farthest": medo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="+")
-    parser.add_argument("--gallery", type=Path, required=True)
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--variants", type=int, default=4)
-    parser.add_argument("--limit", type=int, default=None, help="photos per source")
+    parser = gallery_benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--rules", default="cunet:32,farthest:16,medoids-farthest:32,hellinger:32",
                         help="RULE:POOL pairs; rules: " + ", ".join(RULES))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/variant_spread.json"))
     args = parser.parse_args()
-    colorizer = Colorizer.from_pretrained(args.model)
-    gallery = Gallery.load(args.gallery)
-    paths, sources = evaluation_set(args.data, "val", args.limit)
+    colorizer, gallery, paths, sources = gallery_benchmark_setting(args)
     results = {}
     try:
         for item in args.rules.split(","):

@@ -73,6 +73,22 @@ def model_fingerprint(model: CUNet) -> str:
 MEDOID_ROUNDS = 20
 
 
+def refine_medoids(distances: torch.Tensor, chosen: list[int], rounds: int = MEDOID_ROUNDS) -> list[int]:
+    """k-medoids' alternating refinement on a (n, n) distance matrix from the start `chosen` (indices,
+    the first kept fixed): each other medoid moves to the member of its group nearest all the others."""
+    for _ in range(rounds):
+        group = distances[:, chosen].argmin(dim=1)
+        group[chosen] = torch.arange(len(chosen))  # a medoid belongs to its own group, ties or not
+        updated = chosen[:1]
+        for label in range(1, len(chosen)):
+            members = (group == label).nonzero().flatten()
+            updated.append(int(members[distances[members][:, members].sum(dim=1).argmin()]))
+        if updated == chosen:
+            break
+        chosen = updated
+    return chosen
+
+
 @dataclass(eq=False)
 class Gallery:
     """Indexed colour photos: a*b* histograms (N, Q), luminance histograms (N, B), standardised
@@ -125,7 +141,7 @@ class Gallery:
         k-medoids on the a*b* histograms (Euclidean; PAM's greedy start, then alternating
         refinement), the first kept fixed: each variant is the most typical member of a group of
         similar colourings, not the most extreme photo, as farthest-point sampling picked
-        (benchmarks/retrieval.py measures both).
+        (benchmarks/variant_spread.py measures both).
         """
         candidates = list(dict.fromkeys(order[:pool].tolist()))
         if len(candidates) <= k:
@@ -137,17 +153,7 @@ class Gallery:
             gains = (nearest[:, None] - distances).clamp_min(0).sum(dim=0)
             gains[chosen] = -1.0  # distinct photos even where histograms repeat
             chosen.append(int(gains.argmax()))
-        for _ in range(MEDOID_ROUNDS):
-            group = distances[:, chosen].argmin(dim=1)
-            group[chosen] = torch.arange(k)  # a medoid belongs to its own group, ties or not
-            updated = [0]
-            for label in range(1, k):
-                members = (group == label).nonzero().flatten()
-                updated.append(int(members[distances[members][:, members].sum(dim=1).argmin()]))
-            if updated == chosen:
-                break
-            chosen = updated
-        return [candidates[i] for i in chosen]
+        return [candidates[i] for i in refine_medoids(distances, chosen)]
 
     def info(self) -> dict:
         """What `cunet gallery info` prints: photos per source, the descriptors it can be queried by,
