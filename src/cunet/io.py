@@ -198,8 +198,8 @@ def load_rgb8(path: str | os.PathLike, max_short_side: int | None = None) -> np.
         return np.asarray(image)
 
 
-#: zlib level for PNG outputs: level 1 writes a 1 MP photo ~4x faster than PIL's default 6, for
-#: files ~15 % larger (measured on colourised 1024-px photos: 38 ms / 840 KB against 161 ms / 720 KB).
+#: zlib level for PNG outputs: on colourised 1024-px photos level 1 encodes 4.1x faster than PIL's
+#: default 6 for files of the same total size (benchmarks/png_levels.py, png_levels.json).
 PNG_COMPRESS_LEVEL = 1
 #: JPEG quality when a .jpg output is asked for without one.
 JPEG_QUALITY = 95
