@@ -115,6 +115,7 @@ async function refresh() {
   if (inFlight) inFlight.abort();
   const controller = new AbortController();
   inFlight = controller;
+  busy(1);  // held until the answer is decoded on screen, not only fetched
   try {
     const blob = await api(`/api/photos/${photo.id}/colorize`, {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -123,11 +124,17 @@ async function refresh() {
     if (ticket !== latest) return;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(blob);
-    $("preview").src = previewUrl;
-    $("preview").dataset.ticket = ticket;
+    const preview = $("preview");
+    preview.src = previewUrl;
+    // The ticket says "this answer is on screen": set it once the image is decoded, not when its URL is.
+    try { await preview.decode(); } catch (error) { if (ticket !== latest) return; throw error; }
+    if (ticket !== latest) return;
+    preview.dataset.ticket = ticket;
     status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s)`);
   } catch (error) {
     if (error.name !== "AbortError" && ticket === latest) status(error.message, true);
+  } finally {
+    busy(-1);
   }
 }
 
