@@ -255,18 +255,25 @@ def test_figure_variants_draws_a_grid(monkeypatch, capsys, gallery, gallery_phot
     assert code == 0 and Image.open(out).size == (5 * 198 + 6, 2 * 198 + 28)
 
 
-def test_evaluate_reports_retrieval_variants_and_suggestion_hits(gallery, head_model_file, photo_folder):
+def test_evaluate_reports_retrieval_and_variants(gallery, photo_folder):
     from cunet.evaluate import evaluate, evaluation_set
 
     paths, _ = evaluation_set(photo_folder, "val", limit=2)
-    bundled = Colorizer.from_pretrained()
-    report = evaluate(paths, ["cunet"], [0], ["none", "retrieved", "variants"], bundled, progress=False,
-                      gallery=gallery, variants=3, suggest_top=8)
+    report = evaluate(paths, ["cunet"], [0], ["none", "retrieved", "variants"], Colorizer.from_pretrained(),
+                      progress=False, gallery=gallery, variants=3)
     by_key = {(r["method"], r["points"], r["global"]): r for r in report["results"]}
     assert set(by_key) == {("cunet", 0, "none"), ("cunet", 0, "retrieved"), ("cunet", 0, "variants")}
     assert by_key[("cunet", 0, "variants")]["variant_distance"]["mean"] > 0
     assert by_key[("cunet", 0, "variants")]["psnr"]["mean"] >= by_key[("cunet", 0, "retrieved")]["psnr"]["mean"] - 1e-9
-    assert report["suggestions"]["source"] == "gallery" and 0 <= report["suggestions"]["hit_rate"]["mean"] <= 1
+
+
+def test_evaluate_reports_the_suggestion_hit_rate_from_the_gallery_or_the_head(gallery, colorizer, head_model_file,
+                                                                            photo_folder):
+    from cunet.evaluate import evaluate, evaluation_set
+
+    paths, _ = evaluation_set(photo_folder, "val", limit=2)
+    without_head = evaluate(paths, ["cunet"], [0], ["none"], colorizer, progress=False, gallery=gallery, suggest_top=8)
+    assert without_head["suggestions"]["source"] == "gallery" and 0 <= without_head["suggestions"]["hit_rate"]["mean"] <= 1
     head = Colorizer.from_pretrained(head_model_file)
     assert evaluate(paths, ["cunet"], [0], ["none"], head, progress=False, suggest_top=8)["suggestions"]["source"] == "model"
 
