@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cunet.color import rgb_to_lab
-from cunet.gamut import GRID_STEP, ab_histogram, decode_distribution, in_gamut_bins, num_bins, quantize_ab
+from cunet.gamut import GRID_STEP, ab_histogram, bin_probabilities, decode_distribution, in_gamut_bins, num_bins, quantize_ab
 
 
 def test_the_in_gamut_rule_gives_261_bins_on_the_10_unit_grid():
@@ -55,6 +55,20 @@ def test_decoding_a_confident_distribution_gives_that_bin_centre():
     logits = torch.full((num_bins(), 1, 1), -50.0)
     logits[17] = 50.0
     assert torch.allclose(decode_distribution(logits)[:, 0, 0], in_gamut_bins()[17])
+
+
+def test_decoding_is_the_annealed_mean_of_the_softmax_in_either_memory_layout():
+    logits = torch.randn(2, num_bins(), 6, 5, generator=torch.Generator().manual_seed(0)) * 20
+    expected = torch.einsum("nqhw,qc->nchw", torch.softmax(logits.double() / 0.38, dim=1), in_gamut_bins().double())
+    for layout in (torch.contiguous_format, torch.channels_last):
+        given = logits.contiguous(memory_format=layout)
+        assert torch.allclose(decode_distribution(given, 0.38).double(), expected, atol=1e-3)  # a*b* units
+        assert torch.equal(given, logits)  # the caller's logits are left as they were
+
+
+def test_bin_probabilities_are_the_softmax_over_bins_with_bins_last():
+    logits = torch.randn(1, num_bins(), 4, 3, generator=torch.Generator().manual_seed(1)) * 10
+    assert torch.allclose(bin_probabilities(logits), torch.softmax(logits, dim=1).movedim(1, -1), atol=1e-6)
 
 
 def test_the_smoothed_prior_is_a_distribution_that_spreads_to_neighbour_bins():

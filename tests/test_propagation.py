@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from cunet.color import normalize_ab
@@ -58,3 +60,33 @@ def test_network_inputs_append_the_spread_only_when_asked():
     with_spread = network_inputs(flat_lightness(16, 16), maps, propagate=True)
     assert with_spread.shape == (1, 7, 16, 16)
     assert torch.equal(with_spread[:, 4:], propagate_points(flat_lightness(16, 16), maps))
+
+
+def sequential_domain_transform(signal: torch.Tensor, lightness: torch.Tensor, sigma_space: float = 48.0,
+                                sigma_range: float = 8.0, iterations: int = 3) -> torch.Tensor:
+    """Gastal & Oliveira's recursive filter written as their pixel-by-pixel loops: the reference."""
+    signal, guide = signal.double().clone(), lightness.double()
+    dx = 1 + sigma_space / sigma_range * (guide[..., :, 1:] - guide[..., :, :-1]).abs()
+    dy = 1 + sigma_space / sigma_range * (guide[..., 1:, :] - guide[..., :-1, :]).abs()
+    for k in range(iterations):
+        sigma = sigma_space * math.sqrt(3) * 2 ** (iterations - k - 1) / math.sqrt(4**iterations - 1)
+        feedback = math.exp(-math.sqrt(2) / sigma)
+        wx, wy = feedback**dx, feedback**dy
+        for x in range(1, signal.shape[-1]):
+            signal[..., x] += wx[..., x - 1] * (signal[..., x - 1] - signal[..., x])
+        for x in range(signal.shape[-1] - 2, -1, -1):
+            signal[..., x] += wx[..., x] * (signal[..., x + 1] - signal[..., x])
+        for y in range(1, signal.shape[-2]):
+            signal[..., y, :] += wy[..., y - 1, :] * (signal[..., y - 1, :] - signal[..., y, :])
+        for y in range(signal.shape[-2] - 2, -1, -1):
+            signal[..., y, :] += wy[..., y, :] * (signal[..., y + 1, :] - signal[..., y, :])
+    return signal.float()
+
+
+def test_the_scan_equals_the_papers_sequential_recursion_across_strong_edges():
+    generator = torch.Generator().manual_seed(0)
+    lightness = torch.rand(2, 1, 37, 53, generator=generator) * 100  # every neighbour pair an edge of its own
+    lightness[..., 10:20, :] = 40.0  # and flat bands the filter reaches far along
+    signal = torch.rand(2, 3, 37, 53, generator=generator)
+    assert torch.allclose(domain_transform_filter(signal, lightness), sequential_domain_transform(signal, lightness),
+                          atol=1e-5)

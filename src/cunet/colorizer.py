@@ -22,7 +22,7 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
-from cunet.gamut import decode_distribution, in_gamut_bins, num_bins
+from cunet.gamut import bin_probabilities, decode_distribution, in_gamut_bins, num_bins
 from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
@@ -299,7 +299,7 @@ class Colorizer:
         if self.model.distribution is None:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
         _, logits = self._run(self.prepare(image), hints or Hints(), size)
-        return torch.softmax(logits[0], dim=0)
+        return bin_probabilities(logits[0]).movedim(-1, 0)
 
     def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:
         """What the encoding (conv1-4) depends on: the runtime, the working size and the points there."""

@@ -25,16 +25,34 @@ SIGMA_RANGE = 8.0
 ITERATIONS = 3
 
 
-def _recursive_pass(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """One causal + anti-causal pass along the first axis: J[i] += w[i] (J[i-1] - J[i]).
+def _linear_recurrence(coefficients: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """J[i] = coefficients[i] J[i-1] + inputs[i] along the first axis, with coefficients[0] = 0.
 
-    `values` (N, ...) is filtered in place; `weights[i]` (N, ...) couples sample i with i - 1.
+    Solved as a Hillis-Steele scan of the affine maps J -> c J + x: log2(N) whole-tensor steps
+    instead of N tiny sequential ones (the sequential loop cost ~140 ms at the working size, most of
+    an interactive update). Composing maps only multiplies coefficients in [0, 1], so nothing
+    overflows and nothing is divided, unlike a cumulative-product closed form.
     """
-    for i in range(1, values.shape[0]):
-        values[i].lerp_(values[i - 1], weights[i])
-    for i in range(values.shape[0] - 2, -1, -1):
-        values[i].lerp_(values[i + 1], weights[i + 1])
+    values = inputs
+    offset = 1
+    while offset < values.shape[0]:
+        values = torch.cat([values[:offset], torch.addcmul(values[offset:], coefficients[offset:], values[:-offset])])
+        coefficients = torch.cat([coefficients[:offset], coefficients[offset:] * coefficients[:-offset]])
+        offset *= 2
     return values
+
+
+def _recursive_pass(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """One causal then one anti-causal pass along the first axis of `values` (N, ...):
+    J[i] = (1 - w[i]) x[i] + w[i] J[i-1], then J'[i] = (1 - w[i+1]) J[i] + w[i+1] J'[i+1].
+
+    `weights[i]` (N, ...; broadcast over `values`) couples sample i with i - 1; weights[0] is unused.
+    """
+    none = torch.zeros_like(weights[:1])
+    causal = torch.cat([none, weights[1:]])
+    forward = _linear_recurrence(causal, (1 - causal) * values)
+    anti_causal = torch.cat([weights[1:], none]).flip(0)  # the same recurrence on the flipped axis
+    return _linear_recurrence(anti_causal, (1 - anti_causal) * forward.flip(0)).flip(0)
 
 
 def domain_transform_filter(
@@ -54,7 +72,7 @@ def domain_transform_filter(
     dy = 1 + scale * (guide[..., 1:, :] - guide[..., :-1, :]).abs()
     dx = torch.cat([torch.ones_like(dx[..., :1]), dx], dim=-1)
     dy = torch.cat([torch.ones_like(dy[..., :1, :]), dy], dim=-2)
-    # Work with the filtered axis first so each step of the recursion is a contiguous slice.
+    # Work with the filtered axis first: the scan slices along it.
     horizontal = signal.float().permute(3, 0, 1, 2).contiguous()
     for k in range(iterations):
         sigma_k = sigma_space * math.sqrt(3) * 2 ** (iterations - k - 1) / math.sqrt(4**iterations - 1)
