@@ -24,6 +24,8 @@ SETTINGS = (  # (label, method, points, global) rows of the acceptance table
     ("cunet, 10 points (5×5)", "cunet", 10, "none"),
     ("cunet, 10 points + global histogram", "cunet", 10, "gt"),
     ("Levin et al. 2004, the same 10 points", "levin", 10, "none"),
+    ("cunet, 50 points", "cunet", 50, "none"),
+    ("Levin et al. 2004, the same 50 points", "levin", 50, "none"),
 )
 SOURCE_SETTINGS = (("automatic", "cunet", 0, "none"), ("+ histogram", "cunet", 0, "gt"), ("10 points", "cunet", 10, "none"),
                    ("Levin, 10 points", "levin", 10, "none"))
@@ -41,29 +43,61 @@ def result(report: dict, method: str, points: int, global_: str) -> dict:
     raise KeyError(f"the report has no {method}/{points} points/{global_} row")
 
 
+def global_gt(report: dict) -> str:
+    """What the report's ground-truth global hint was (older reports name it `global_gt`)."""
+    protocol = report["protocol"]
+    return protocol["globals"]["gt"] if "globals" in protocol else protocol["global_gt"]
+
+
 def last_train_record(log: list[dict]) -> dict:
     return [r for r in log if r["event"] == "train"][-1]
 
 
+def sittings(log: list[dict]) -> list[list[dict]]:
+    """The log cut at each (re)start: one list of records per sitting."""
+    cuts = [i for i, r in enumerate(log) if r["event"] == "start"] + [len(log)]
+    return [log[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
 def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
-    """One training stage; its wall-clock comes from the log's timestamps, or is given for older logs without them."""
+    """One training stage; its wall-clock is the sum of its sittings' spans in the log's timestamps
+    (the gaps between sessions are not training), or is given for older logs without them."""
     starts = [r for r in log if r["event"] == "start"]
     config = starts[-1]["config"]
     last = last_train_record(log)
-    stamped = [r["time"] for r in log if "time" in r]
-    if not wall_seconds and len(stamped) > 1:
-        wall_seconds = stamped[-1] - stamped[0]
+    if not wall_seconds:
+        spans = [[r["time"] for r in sitting if "time" in r] for sitting in sittings(log)]
+        wall_seconds = sum(times[-1] - times[0] for times in spans if len(times) > 1) or None
     wall = f", {wall_seconds / 3600:.2f} h wall-clock" if wall_seconds else ""
-    sittings = f" in {len(starts)} resumed sittings" if len(starts) > 1 else ""
+    sittings_text = f" in {len(starts)} resumed sittings" if len(starts) > 1 else ""
     origin = f"from `{config['init_from']}`" if config.get("init_from") else "from scratch"
+    schedule = f"schedule of {config['steps']:,} steps"
+    first_steps = starts[0]["config"]["steps"]
+    if first_steps != config["steps"]:
+        stretched = next(r["step"] for r in starts if r["config"]["steps"] == config["steps"])
+        schedule = f"schedule of {first_steps:,} steps, stretched to {config['steps']:,} at step {stretched:,}"
     return (f"{index}. {origin}: {last['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
-            f"with {config['warmup_steps']} warm-up steps and cosine decay (schedule of {config['steps']:,} steps, "
+            f"with {config['warmup_steps']} warm-up steps and cosine decay ({schedule}, "
             f"seed {config['seed']}); {last['train_seconds'] / 3600:.2f} h inside training steps{wall}"
-            f"{sittings}; final smoothed loss {last['loss']:.2f}.")
+            f"{sittings_text}; final smoothed loss {last['loss']:.2f}.")
+
+
+DECODINGS = {
+    "regression": "the regression head's a\\*b\\*",
+    "annealed": "the annealed mean of the distribution head (T = {temperature})",
+    "blend": "{share:.0%} the annealed mean of the distribution head (T = {temperature}), {rest:.0%} the regression head",
+}
+
+
+def decoding_line(info: dict) -> str:
+    decode = info.get("decode", {"method": "regression"})
+    blend = decode.get("blend", 0.0)
+    text = DECODINGS[decode["method"]].format(temperature=decode.get("temperature"), share=blend, rest=1 - blend)
+    return f"- What the user sees (the stored decoding, `cunet export --decode`): {text}."
 
 
 def card(stages: list[list[dict]], report: dict, weights: Path,
-         wall_seconds: list[float | None] | None = None) -> str:
+         wall_seconds: list[float | None] | None = None, curves: str = "docs/training_curves.png") -> str:
     model, metadata = load_model(weights)
     config = metadata["model_config"]
     info = metadata["info"]
@@ -83,6 +117,7 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
         f"stored as fp16 safetensors ({weights.stat().st_size / 2**20:.1f} MiB).",
         f"- Runs at a working size of {info['working_size']} px (short side), the scale it was trained at; its "
         "a\\*b\\* is up-sampled and joined with the photo's full-resolution L\\*.",
+        *([decoding_line(info)] if config.get("distribution_head") else []),
         "",
         "## Training",
         f"- Data: the train split of {', '.join(f'`{d}`' for d in data_sources(train_config))} "
@@ -100,12 +135,12 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
            if train_config.get("hints", {}).get("dense_probability") else "")
         + ", bf16 autocast, "
         "on this project's 2-core AMD EPYC CPU (no GPU).",
-        f"- {len(stages)} stages, {steps:,} steps = {steps * train_config['batch_size']:,} crops "
+        f"- {len(stages)} stage{'s' if len(stages) > 1 else ''}, {steps:,} steps = {steps * train_config['batch_size']:,} crops "
         f"(~{steps * train_config['batch_size'] / first_start['photos']:.0f} epochs), {hours:.2f} h inside training steps:",
         "",
         *(stage_line(i, log, wall) for i, (log, wall) in enumerate(zip(stages, wall_seconds or [None] * len(stages)), 1)),
         "",
-        "Curves: `docs/training_curves.png`.",
+        f"Curves: `{curves}`.",
         "",
         f"## Quality ({report['photos']} val photos, never trained on; `cunet evaluate`)",
         "",
@@ -114,12 +149,14 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
            ""] if len(report.get("sources", {})) > 1 else []),
         f"Protocol: {report['protocol']['size']}×{report['protocol']['size']} ({report['protocol']['resize']}), "
         f"points = {report['protocol']['patch']}×{report['protocol']['patch']} patches drawn by "
-        f"{report['protocol']['points_rng']}, global hint = {report['protocol']['global_gt']}; PSNR on 8-bit RGB.",
+        f"{report['protocol']['points_rng']}, global hint = {global_gt(report)}; PSNR on 8-bit RGB.",
         "",
         "| setting | PSNR (dB) | vs gray | SSIM | ΔE00 | colourfulness |",
         "|---|---|---|---|---|---|",
     ]
     for label, method, points, global_ in SETTINGS:
+        if points not in report["points"] or method not in report["methods"]:
+            continue
         row = result(report, method, points, global_)
         lines.append(f"| {label} | {row['psnr']['mean']:.2f} ± {row['psnr']['sem']:.2f} | {row['psnr']['mean'] - gray:+.2f} | "
                      f"{row['ssim']['mean']:.4f} | {row['ciede2000']['mean']:.2f} | {row['colorfulness']['mean']:.1f} |")
@@ -136,12 +173,14 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
             gains = " | ".join(f"{result(report, *key)['by_source'][source]['psnr']['mean'] - base:+.2f}"
                                for _, *key in SOURCE_SETTINGS)
             lines.append(f"| {source} | {n} | {base:.2f} | {gains} |")
+    scenes = "people-scenes" in data_sources(train_config)
     lines += [
         "",
         "## Terms and limits",
-        "- The training photos are for research use only (UTKFace: non-commercial research); the model "
-        "inherits those terms.",
-        "- Trained on modern colour photos of people (faces, sport, street fashion): scenes without people, "
+        "- The training photos are for research use only (UTKFace: non-commercial research"
+        + ("; ShanghaiTech and Penn-Fudan: research use" if scenes else "") + "); the model inherits those terms.",
+        "- Trained on modern colour photos of people (faces, sport, street fashion"
+        + (", crowds and pedestrians" if scenes else "") + "): scenes without people, "
         "and the tones of old film, are outside what it saw. Colours are plausible guesses, not history.",
     ]
     return "\n".join(lines) + "\n"
@@ -154,12 +193,14 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--wall-seconds", type=float, nargs="+", default=None,
                         help="each stage's wall-clock, for logs without timestamps (0 = take it from the log)")
+    parser.add_argument("--curves", default="docs/training_curves.png", help="the training-curve figure the card names")
     parser.add_argument("--out", type=Path, default=Path("src/cunet/weights/MODEL_CARD.md"))
     args = parser.parse_args()
     if args.wall_seconds and len(args.wall_seconds) != len(args.logs):
         parser.error(f"--wall-seconds needs one value per log ({len(args.logs)}), got {len(args.wall_seconds)}")
     text = card([read_log(path) for path in args.logs], json.loads(args.report.read_text()),
-                args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None)
+                args.weights or bundled_weights(), [w or None for w in args.wall_seconds] if args.wall_seconds else None,
+                args.curves)
     write_atomic(args.out, lambda handle: handle.write(text.encode()))
     print(f"wrote {args.out}")
 
