@@ -117,11 +117,12 @@ def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5) -> torch.Tensor:
 def _bin_weights(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """(*, Q, H, W) logits -> (*, H, W, Q) exp((logit - max) / T): softmax numerators, bins last.
 
-    Two things made the plain softmax cost most of an interactive update: it reduced over the
-    strided bin axis of an NCHW tensor (the channels-last runtime's logits are already bins-last,
-    so there the reordering is free), and at T = 0.38 most bins' probabilities fall below 1e-38,
-    where floats turn denormal and every operation on them runs about ten times slower. Exponents
-    are clamped at -80 (e^-80 = 2e-35 of the likeliest bin: nothing to any sum).
+    Two things made the plain softmax twice as slow at the working size and nearly three times at
+    256 (`benchmarks/update_parts.py`): it reduced over the strided bin axis of an NCHW tensor (the
+    channels-last runtime's logits are already bins-last, so there the reordering is free), and at
+    T = 0.38 most bins' probabilities fall below 1e-38, where floats turn denormal and arithmetic on
+    them is far slower. Exponents are clamped at -80 (e^-80 = 2e-35 of the likeliest bin: nothing to
+    any sum).
     """
     weights = logits.float().movedim(-3, -1).contiguous() / temperature  # a new tensor: the caller's stays
     weights -= weights.amax(dim=-1, keepdim=True)

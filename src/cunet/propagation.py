@@ -29,9 +29,9 @@ def _linear_recurrence(coefficients: torch.Tensor, inputs: torch.Tensor) -> torc
     """J[i] = coefficients[i] J[i-1] + inputs[i] along the first axis, with coefficients[0] = 0.
 
     Solved as a Hillis-Steele scan of the affine maps J -> c J + x: log2(N) whole-tensor steps
-    instead of N tiny sequential ones (the sequential loop cost ~140 ms at the working size, most of
-    an interactive update). Composing maps only multiplies coefficients in [0, 1], so nothing
-    overflows and nothing is divided, unlike a cumulative-product closed form.
+    instead of N tiny sequential ones (`benchmarks/update_parts.py` times the spread). Composing maps
+    only multiplies coefficients in [0, 1], so nothing overflows and nothing is divided, unlike a
+    cumulative-product closed form.
     """
     values = inputs
     offset = 1
