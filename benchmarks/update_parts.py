@@ -2,8 +2,10 @@
 
 With the bundled model on a point map at working sizes 128 and 256 (square), the median of each
 part of `Colorizer.predict_ab`: the edge-aware point spread (`propagate_points`), the encoder
-(conv1-4), the decoder (conv5-10 and both heads, 261 logits per pixel), and the annealed mean of the
-logits — `gamut.decode_distribution` against the plain softmax formula it replaced, in this process.
+(conv1-4), the decoder (conv5-10 and the regression head), and the distribution head with its
+annealed mean three ways, in this process: fused chunk by chunk (`gamut.annealed_mean_of_head`,
+what the colouriser runs), the head's full 261 logits per pixel then `gamut.decode_distribution`
+(what it ran before), and the head then the plain softmax formula (what that replaced).
 
     python benchmarks/update_parts.py --out benchmarks/results/update_parts.json
 """
@@ -16,11 +18,12 @@ import statistics
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from speed import timed  # beside this file
 
 from cunet.colorizer import Colorizer
-from cunet.gamut import decode_distribution, in_gamut_bins
+from cunet.gamut import annealed_mean_of_head, decode_distribution, in_gamut_bins
 from cunet.hints import Hints, PointHint, encode_point_hints, network_inputs
 from cunet.io import write_atomic
 from cunet.propagation import propagate_points
@@ -46,13 +49,18 @@ def main() -> None:
         inputs = network_inputs(lightness, point_maps, propagate=True)
         features = runtime.encode(inputs)
         global_hint = colorizer._global_hint(Hints())
-        _, logits = runtime.decode(features, global_hint)
+        _, head_features = runtime.decode(features, global_hint)
+        weight, bias = colorizer.model.distribution.weight.detach(), colorizer.model.distribution.bias.detach()
+        temperature = colorizer.temperature
+        head = lambda: F.conv2d(head_features, weight, bias)
         sizes[str(size)] = {
             "propagate_points_ms": milliseconds(lambda: propagate_points(lightness, point_maps)),
             "encode_ms": milliseconds(lambda: runtime.encode(inputs)),
             "decode_ms": milliseconds(lambda: runtime.decode(features, global_hint)),
-            "annealed_mean_ms": milliseconds(lambda: decode_distribution(logits, colorizer.temperature)),
-            "softmax_annealed_mean_ms": milliseconds(lambda: softmax_annealed_mean(logits, colorizer.temperature)),
+            "head_and_annealed_mean_fused_ms": milliseconds(
+                lambda: annealed_mean_of_head(head_features, weight, bias, temperature)),
+            "head_then_annealed_mean_ms": milliseconds(lambda: decode_distribution(head(), temperature)),
+            "head_then_softmax_formula_ms": milliseconds(lambda: softmax_annealed_mean(head(), temperature)),
         }
     report = {"command": "python benchmarks/update_parts.py", "threads": torch.get_num_threads(),
               "backend": colorizer.backend, "sizes": sizes}

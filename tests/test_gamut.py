@@ -3,7 +3,16 @@ import pytest
 import torch
 
 from cunet.color import rgb_to_lab
-from cunet.gamut import GRID_STEP, ab_histogram, bin_probabilities, decode_distribution, in_gamut_bins, num_bins, quantize_ab
+from cunet.gamut import (
+    GRID_STEP,
+    ab_histogram,
+    annealed_mean_of_head,
+    bin_probabilities,
+    decode_distribution,
+    in_gamut_bins,
+    num_bins,
+    quantize_ab,
+)
 
 
 def test_the_in_gamut_rule_gives_261_bins_on_the_10_unit_grid():
@@ -64,6 +73,18 @@ def test_decoding_is_the_annealed_mean_of_the_softmax_in_either_memory_layout():
         given = logits.contiguous(memory_format=layout)
         assert torch.allclose(decode_distribution(given, 0.38).double(), expected, atol=1e-3)  # a*b* units
         assert torch.equal(given, logits)  # the caller's logits are left as they were
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_fused_head_decoding_equals_the_head_then_the_annealed_mean(layout):
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 6, 9, 7, generator=generator).contiguous(memory_format=layout)
+    weight, bias = torch.randn(num_bins(), 6, 1, 1, generator=generator) * 3, torch.randn(num_bins(), generator=generator)
+    expected = decode_distribution(torch.nn.functional.conv2d(features, weight, bias), 0.38)
+    # 126 pixels in chunks of 10: the last chunk is partial, and the batch's two photos share one.
+    fused = annealed_mean_of_head(features, weight, bias, 0.38, chunk_pixels=10)
+    assert fused.shape == (2, 2, 9, 7)
+    assert torch.allclose(fused, expected, atol=1e-3)  # a*b* units
 
 
 def test_bin_probabilities_are_the_softmax_over_bins_with_bins_last():

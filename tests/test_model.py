@@ -115,6 +115,18 @@ def test_the_distribution_head_at_chosen_pixels_equals_the_full_map_there():
     assert torch.allclose(sampled, full.flatten(2)[:, :, pixels], atol=1e-5)
 
 
+def test_the_distribution_head_reads_the_features_that_decode_features_returns():
+    torch.manual_seed(0)
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=num_bins(), distribution_head=True)).eval()
+    with torch.no_grad():
+        features = model.encode(torch.randn(1, 4, 16, 24))
+        ab, logits = model.decode(*features)
+        same_ab, head_features = model.decode_features(*features)
+    assert head_features.shape == (1, 4, 16, 24)
+    assert torch.equal(same_ab, ab)
+    assert torch.allclose(model.distribution(head_features), logits, atol=1e-6)
+
+
 def test_spread_hints_add_three_input_channels():
     model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=0, propagated_hints=True))
     assert model.conv1[0][0].in_channels == 7

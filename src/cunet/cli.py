@@ -479,10 +479,12 @@ def studio(
     from cunet.colorizer import Colorizer
     from cunet.io import load_photo
     from cunet.studio.app import create_app
+    from cunet.studio.compute import ComputeThread
 
-    colorizer = Colorizer.from_pretrained(model, backend=backend)
-    chosen_gallery = _load_gallery(gallery) if gallery is not None else None
-    server = create_app(colorizer, chosen_gallery)
+    compute = ComputeThread()  # the model is loaded, and every later tensor runs, on this one thread
+    colorizer = compute(Colorizer.from_pretrained, model, backend=backend)
+    chosen_gallery = compute(_load_gallery, gallery) if gallery is not None else None
+    server = create_app(colorizer, chosen_gallery, compute=compute)
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{port}/"
     if photo is not None:

@@ -6,6 +6,8 @@ the ab output scale live here and nowhere else.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -106,14 +108,24 @@ def _fix_where(values: np.ndarray, mask: np.ndarray, linear) -> None:
         np.copyto(values, linear(), where=mask)
 
 
-def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Pixels (n, 3) of float sRGB in [0, 1] keep their own L* and take a*, b* (n,) -> `out` (n, 3) uint8.
+#: Linear light in [0, 1] is looked up, not raised to 1/2.4, on the way to 8-bit sRGB: a table of this
+#: many steps (0.05 of an 8-bit level apart at the steepest, near black) gives each level within one
+#: of the exact curve and every gray level exactly.
+_SRGB8_STEPS = 65535
 
-    The same result as lab_to_rgb(cat(rgb_to_lab(rgb)[L*], ab)) rounded to 8 bits (within one level),
-    fused: the photo's Y gives f(Y) directly (L* itself is never formed), and X, Z follow from a*, b*.
-    Out-of-gamut colours are clipped; f(Z) is clamped at 0 as scikit-image and kornia do.
-    """
-    n = len(a)
+
+@lru_cache(maxsize=1)
+def _srgb8_table() -> np.ndarray:
+    """8-bit sRGB of linear light i / _SRGB8_STEPS, i = 0 .. _SRGB8_STEPS (the sRGB curve, rounded)."""
+    linear = np.arange(_SRGB8_STEPS + 1, dtype=np.float64) / _SRGB8_STEPS
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.rint(srgb * 255).astype(np.uint8)
+
+
+def srgb_luminance(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (n, 3) of float sRGB in [0, 1] -> their luminance Y and f(Y) = (L* + 16) / 116, (n,) each:
+    all of the join that depends on the photo alone (a preview re-coloured on every click keeps it)."""
+    n = len(rgb)
     mask = np.empty(n, dtype=bool)
     channel = np.empty(n, dtype=np.float32)
     y = np.zeros(n, dtype=np.float32)
@@ -129,6 +141,19 @@ def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.nd
     fy = np.cbrt(y)
     np.less_equal(y, np.float32(_LAB_EPSILON), out=mask)
     _fix_where(fy, mask, lambda: y * np.float32(24389 / 27 / 116) + np.float32(16 / 116))
+    return y, fy
+
+
+def luminance_with_ab_uint8(y: np.ndarray, fy: np.ndarray, a: np.ndarray, b: np.ndarray,
+                            out: np.ndarray) -> np.ndarray:
+    """Pixels of luminance Y and f(Y) (`srgb_luminance`) take a*, b* (n,) -> `out` (n, 3) uint8 sRGB.
+
+    X and Z follow from a*, b* and f(Y); f(Z) is clamped at 0 as scikit-image and kornia do, and
+    out-of-gamut colours are clipped.
+    """
+    n = len(a)
+    mask = np.empty(n, dtype=bool)
+    channel = np.empty(n, dtype=np.float32)
     fx = a * np.float32(1 / 500)
     fx += fy
     fz = b * np.float32(-1 / 200)
@@ -140,18 +165,23 @@ def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.nd
         np.less_equal(f, np.float32(_LAB_DELTA), out=mask)
         _fix_where(cube, mask, lambda: (f - np.float32(4 / 29)) * np.float32(3 * _LAB_DELTA**2))
         np.multiply(cube, np.float32(white), out=f)
-    for c in range(3):  # XYZ -> linear sRGB -> gamma -> 8 bits
-        np.multiply(fx, _XYZ_TO_RGB[c, 0], out=channel)
-        channel += _XYZ_TO_RGB[c, 1] * y
-        channel += _XYZ_TO_RGB[c, 2] * fz
-        np.clip(channel, 0, 1, out=channel)
-        np.less_equal(channel, np.float32(0.0031308), out=mask)
-        dark = channel * np.float32(12.92 * 255) if mask.any() else None
-        np.power(channel, np.float32(1 / 2.4), out=channel)
-        channel *= np.float32(1.055 * 255)
-        channel -= np.float32(0.055 * 255 - 0.5)
-        if dark is not None:
-            dark += np.float32(0.5)
-            np.copyto(channel, dark, where=mask)
-        out[:, c] = channel  # truncation of value + 0.5 rounds; all values are >= 0.5 here
+    table = _srgb8_table()
+    index = np.empty(n, dtype=np.uint16)
+    for c in range(3):  # XYZ -> linear sRGB -> 8 bits by the table
+        np.multiply(fx, _XYZ_TO_RGB[c, 0] * _SRGB8_STEPS, out=channel)
+        channel += (_XYZ_TO_RGB[c, 1] * _SRGB8_STEPS) * y
+        channel += (_XYZ_TO_RGB[c, 2] * _SRGB8_STEPS) * fz
+        np.clip(channel, 0, _SRGB8_STEPS, out=channel)
+        np.add(channel, np.float32(0.5), out=channel)
+        index[:] = channel  # truncation of value + 0.5 rounds to the nearest step
+        out[:, c] = table[index]
     return out
+
+
+def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Pixels (n, 3) of float sRGB in [0, 1] keep their own L* and take a*, b* (n,) -> `out` (n, 3) uint8.
+
+    The same result as lab_to_rgb(cat(rgb_to_lab(rgb)[L*], ab)) rounded to 8 bits (within one level),
+    fused: the photo's Y gives f(Y) directly (L* itself is never formed), and X, Z follow from a*, b*.
+    """
+    return luminance_with_ab_uint8(*srgb_luminance(rgb), a, b, out)

@@ -22,7 +22,7 @@ from PIL import Image
 from cunet.checkpoint import load_model
 from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
-from cunet.gamut import bin_probabilities, decode_distribution, in_gamut_bins, num_bins
+from cunet.gamut import annealed_mean_of_head, bin_probabilities, in_gamut_bins, num_bins
 from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
@@ -279,15 +279,18 @@ class Colorizer:
         if global_hint is not None:
             global_hint = global_hint.expand(len(photos), -1)
         features = self.runtime.encode(torch.cat(prepared_inputs))
-        regression, logits = self.runtime.decode(features, global_hint)
-        return [self._decoded(denormalize_ab(regression[i:i + 1]), None if logits is None else logits[i:i + 1])
+        regression, head_features = self.runtime.decode(features, global_hint)
+        return [self._decoded(denormalize_ab(regression[i:i + 1]),
+                              None if head_features is None else head_features[i:i + 1])
                 for i in range(len(photos))]
 
-    def _decoded(self, regression: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
-        """The a*b* the user sees from the two heads' outputs, as `decode` says."""
+    def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None) -> torch.Tensor:
+        """The a*b* the user sees from the regression head and the distribution head's input, as
+        `decode` says."""
         if self.decode == "regression":
             return regression
-        annealed = decode_distribution(logits, self.temperature)
+        head = self.model.distribution
+        annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), self.temperature)
         if self.decode == "annealed":
             return annealed
         return self.blend * annealed + (1 - self.blend) * regression
@@ -298,7 +301,9 @@ class Colorizer:
         at the working shape: what colour suggestions read. Needs a distribution head."""
         if self.model.distribution is None:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
-        _, logits = self._run(self.prepare(image), hints or Hints(), size)
+        _, head_features = self._run(self.prepare(image), hints or Hints(), size)
+        head = self.model.distribution
+        logits = F.conv2d(head_features, head.weight.detach().float(), head.bias.detach().float())
         return bin_probabilities(logits[0]).movedim(-1, 0)
 
     def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:
@@ -324,16 +329,16 @@ class Colorizer:
         return encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(regression a*b* (1, 2, h, w), bin logits (1, Q, h, w) or None) at the working shape; the
-        photo's last encoding (conv1-4) is reused when only the global hint changed."""
+        """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the
+        working shape; the photo's last encoding (conv1-4) is reused when only the global hint changed."""
         key = self._encoding_key(prepared, hints, size)
         if prepared._encoded is not None and prepared._encoded[0] == key:
             features = prepared._encoded[1]
         else:
             features = self.runtime.encode(self._network_input(prepared, key))
             prepared._encoded = (key, features)
-        predicted, logits = self.runtime.decode(features, self._global_hint(hints))
-        return denormalize_ab(predicted), logits
+        predicted, head_features = self.runtime.decode(features, self._global_hint(hints))
+        return denormalize_ab(predicted), head_features
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
         """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then one typical

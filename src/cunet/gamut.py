@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 
 from cunet.color import rgb_to_lab
 
@@ -143,3 +144,36 @@ def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torc
     bins = in_gamut_bins()
     sums = _bin_weights(logits, temperature) @ torch.cat([bins, torch.ones(len(bins), 1)], dim=1)
     return (sums[..., :2] / sums[..., 2:]).movedim(-1, -3).contiguous()
+
+
+#: Pixels per chunk of `annealed_mean_of_head`: 1024 x Q logits are about 1 MB, which stay in cache
+#: (measured: 1024 fastest at 128, within 5 % of the fastest at 256).
+HEAD_CHUNK_PIXELS = 1024
+
+
+def annealed_mean_of_head(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                          temperature: float = 0.38, chunk_pixels: int = HEAD_CHUNK_PIXELS) -> torch.Tensor:
+    """The distribution head (a 1x1 conv: `weight` (Q, C), `bias` (Q,)) on features (B, C, H, W) and
+    the annealed mean of its bins -> a*b* (B, 2, H, W): `decode_distribution(conv(features))`, fused.
+
+    The head's full logits are Q = 261 floats a pixel, 17 M at a working size of 256: far larger
+    than the cache, so the separate conv, max, exp and weighted sum each stream them through memory.
+    Here they are made and consumed a chunk of pixels at a time (the temperature folded into the
+    head's weights), and the weighted sum is one small matrix product with the bins' (a*, b*, 1).
+    About 4x faster than the separate passes (`benchmarks/update_parts.py`).
+    """
+    batch, channels, height, width = features.shape
+    pixels = features.float().permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
+    scaled_weight = (weight.float().reshape(len(bias), channels) / temperature).to(pixels.device)
+    scaled_bias = (bias.float() / temperature).to(pixels.device)
+    bins = in_gamut_bins().to(pixels.device)
+    moments = torch.cat([bins, torch.ones(len(bins), 1, device=pixels.device)], dim=1).T.contiguous()  # (3, Q)
+    sums = torch.empty(len(pixels), 3, device=pixels.device)
+    for start in range(0, len(pixels), chunk_pixels):
+        stop = min(len(pixels), start + chunk_pixels)
+        logits = F.linear(pixels[start:stop], scaled_weight, scaled_bias)
+        logits -= logits.amax(dim=1, keepdim=True)
+        logits.clamp_(min=-80.0).exp_()  # see _bin_weights on the clamp
+        sums[start:stop] = F.linear(logits, moments)
+    ab = sums[:, :2] / sums[:, 2:]
+    return ab.reshape(batch, height, width, 2).permute(0, 3, 1, 2).contiguous()

@@ -7,20 +7,44 @@ takes about a quarter of the time of separate sRGB -> Lab -> sRGB passes (benchm
 The up-sampling is bilinear with half-pixel centres, exactly as `F.interpolate(...,
 align_corners=False)` on the whole image: first along the rows of the small a*b* map (it stays
 small), then, tile by tile, between the two source rows of each output row.
+
+A photo that is joined again and again (the studio's preview, on every click) is passed as its
+`Luminance`, computed once: that skips the part of the colour maths that depends on the photo alone
+(about 40 % of it).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cunet.color import srgb_with_ab_uint8
+from cunet.color import luminance_with_ab_uint8, srgb_luminance, srgb_with_ab_uint8
 
 #: Pixels per tile: about 3 MB of float temporaries, which stay in a core's cache.
 TILE_PIXELS = 65_536
+
+
+@dataclass(frozen=True)
+class Luminance:
+    """A photo's luminance Y and f(Y), (H, W) float32 each (`cunet.color.srgb_luminance`)."""
+
+    y: np.ndarray
+    fy: np.ndarray
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> Luminance:
+        """Of an (H, W, 3) float sRGB photo."""
+        height, width = rgb.shape[:2]
+        y, fy = srgb_luminance(np.ascontiguousarray(rgb, dtype=np.float32).reshape(height * width, 3))
+        return cls(y.reshape(height, width), fy.reshape(height, width))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y.shape
 
 
 def source_rows(out_rows: np.ndarray, in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,13 +56,14 @@ def source_rows(out_rows: np.ndarray, in_size: int, out_size: int) -> tuple[np.n
     return first, second, (position - first).astype(np.float32)
 
 
-def join_full_resolution(rgb: np.ndarray, ab: torch.Tensor, strip_pixels: int = TILE_PIXELS,
+def join_full_resolution(photo: np.ndarray | Luminance, ab: torch.Tensor, strip_pixels: int = TILE_PIXELS,
                          threads: int | None = None) -> np.ndarray:
-    """(H, W, 3) float sRGB photo and (1, 2, h, w) a*b* -> (H, W, 3) uint8 sRGB with the photo's L*.
+    """(H, W, 3) float sRGB photo (or its `Luminance`) and (1, 2, h, w) a*b* -> (H, W, 3) uint8 sRGB
+    with the photo's L*.
 
     `strip_pixels` sets the tile (whole rows, at least one); `threads` defaults to PyTorch's count.
     """
-    height, width = rgb.shape[:2]
+    height, width = photo.shape[:2]
     wide = ab.float()
     if wide.shape[-1] != width:
         wide = F.interpolate(wide, size=(wide.shape[-2], width), mode="bilinear", align_corners=False)
@@ -55,8 +80,12 @@ def join_full_resolution(rgb: np.ndarray, ab: torch.Tensor, strip_pixels: int = 
             tile_ab = wide[:, first]
             tile_ab += (wide[:, second] - tile_ab) * weight[None, :, None]
         count = (bottom - top) * width
-        srgb_with_ab_uint8(rgb[top:bottom].reshape(count, 3), tile_ab[0].reshape(count),
-                           tile_ab[1].reshape(count), out[top:bottom].reshape(count, 3))
+        a, b, tile_out = tile_ab[0].reshape(count), tile_ab[1].reshape(count), out[top:bottom].reshape(count, 3)
+        if isinstance(photo, Luminance):
+            luminance_with_ab_uint8(photo.y[top:bottom].reshape(count), photo.fy[top:bottom].reshape(count),
+                                    a, b, tile_out)
+        else:
+            srgb_with_ab_uint8(photo[top:bottom].reshape(count, 3), a, b, tile_out)
 
     tops = range(0, height, rows)
     workers = min(len(tops), threads or torch.get_num_threads())

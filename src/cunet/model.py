@@ -180,11 +180,13 @@ class CUNet(nn.Module):
         the photo's content, used to find gallery photos of the same kind."""
         return self.encode(inputs)[3]
 
-    def decode(
+    def decode_features(
         self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor, c4: torch.Tensor,
-        global_hint: torch.Tensor | None = None, distribution_at: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`encode`'s features + the global hint -> conv5-10 and the heads (see `forward`)."""
+        global_hint: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode`'s features + the global hint -> conv5-10 and the regression head: (normalised a*b*,
+        conv10's features (B, w, H, W), which the distribution head reads). Inference runs the
+        distribution head itself, fused with its decoding (`cunet.gamut.annealed_mean_of_head`)."""
         x = c4
         if self.global_hint is not None:
             if global_hint is None:
@@ -192,7 +194,14 @@ class CUNet(nn.Module):
             x = x + self.global_hint(global_hint.to(x.dtype))
         x = self.conv7(self.conv6(self.conv5(x)))
         x = self.conv10(self.conv9(self.conv8(x, c3), c2), c1)
-        ab = torch.tanh(self.out(x))
+        return torch.tanh(self.out(x)), x
+
+    def decode(
+        self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor, c4: torch.Tensor,
+        global_hint: torch.Tensor | None = None, distribution_at: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`encode`'s features + the global hint -> conv5-10 and the heads (see `forward`)."""
+        ab, x = self.decode_features(c1, c2, c3, c4, global_hint)
         if self.distribution is None:
             return ab, None
         if distribution_at is None:

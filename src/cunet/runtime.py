@@ -1,7 +1,10 @@
 """How the network runs at inference: eager PyTorch in one of its modes, or ONNX Runtime.
 
 The colouriser calls `encode` (conv1-4: the photo and its points) and `decode` (the global hint,
-conv5-10, the heads) separately, so that a new histogram or saturation re-runs only `decode`.
+conv5-10, the regression head) separately, so that a new histogram or saturation re-runs only
+`decode`. For a model with a distribution head `decode` also returns conv10's features, the head's
+input: the colouriser runs the head fused with its decoding (`cunet.gamut.annealed_mean_of_head`),
+which never holds the full per-pixel logits.
 
 Measured on this project's 2-core CPU with the bundled model, 2 threads, p50 of a colour-point
 change at the default working size (benchmarks/speed.py): channels-last eager PyTorch 8.3 ms, fp32
@@ -53,7 +56,8 @@ class TorchRuntime:
         self.memory_format = torch.channels_last if mode == "channels-last" else torch.contiguous_format
         if mode == "channels-last":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._encode, self._decode = self.model.encode, self.model.decode
+        self.has_head = model.distribution is not None
+        self._encode, self._decode = self.model.encode, self.model.decode_features
         if mode == "compile":
             self._encode, self._decode = torch.compile(self._encode), torch.compile(self._decode)
         parameter = next(self.model.parameters())
@@ -74,8 +78,8 @@ class TorchRuntime:
         if global_hint is not None:
             global_hint = global_hint.to(self.device, self.dtype)
         with self._autocast():
-            ab, logits = self._decode(*features, global_hint)
-        return ab.float().cpu(), None if logits is None else logits.float().cpu()
+            ab, head_features = self._decode(*features, global_hint)
+        return ab.float().cpu(), head_features.float().cpu() if self.has_head else None
 
 
 class _Encoder(nn.Module):
@@ -93,8 +97,8 @@ class _Decoder(nn.Module):
         self.model = model
 
     def forward(self, c1, c2, c3, c4, global_hint):
-        ab, logits = self.model.decode(c1, c2, c3, c4, global_hint)
-        return ab if logits is None else (ab, logits)
+        ab, head_features = self.model.decode_features(c1, c2, c3, c4, global_hint)
+        return ab if self.model.distribution is None else (ab, head_features)
 
 
 class _Whole(nn.Module):
@@ -169,7 +173,7 @@ class OnnxRuntime:
         import onnxruntime
 
         model = model.float().eval()
-        self.has_logits = model.distribution is not None
+        self.has_head = model.distribution is not None
         inputs, global_hint = _example(model)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -182,7 +186,7 @@ class OnnxRuntime:
         with torch.no_grad():
             features = model.encode(inputs)
         feature_names = ["c1", "c2", "c3", "c4"]
-        outputs = ["ab"] + (["logits"] if self.has_logits else [])
+        outputs = ["ab"] + (["head_features"] if self.has_head else [])
         for module, example, names_in, names_out in (
             (_Encoder(model), (inputs,), ["inputs"], feature_names),
             (_Decoder(model), (*features, global_hint), feature_names + ["global_hint"], outputs),
@@ -205,7 +209,7 @@ class OnnxRuntime:
                 global_hint = torch.zeros(features[3].shape[0], self.global_hint_size)
             feeds["global_hint"] = global_hint.float().numpy()
         outputs = [torch.from_numpy(np.asarray(value)) for value in session.run(None, feeds)]
-        return outputs[0], outputs[1] if self.has_logits else None
+        return outputs[0], outputs[1] if self.has_head else None
 
 
 def make_runtime(model: CUNet, backend: str = "auto"):

@@ -3,15 +3,15 @@
 Every answer that is not an image is JSON; every error is `{"error": "one line"}` with a fitting
 status (404 unknown photo, 413 too large, 422 bad input with the CLI's own messages), and no
 traceback ever reaches a client. Photos are decoded once at upload and held by random id in a
-bounded LRU (`store.PhotoStore`); the network runs one request at a time, each on all cores.
+bounded LRU (`store.PhotoStore`); every tensor computation runs on one compute thread
+(`compute.ComputeThread`: why), one request at a time, each on all cores.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import logging
-import threading
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -27,8 +27,10 @@ from cunet.colorizer import Colorizer
 from cunet.errors import CunetError, ImageTooLarge
 from cunet.gamut import num_bins
 from cunet.hints import HINT_KEYS, MAX_PATCH, Hints, decode_json, hints_from_json
-from cunet.io import PNG_COMPRESS_LEVEL, load_photo, open_image
+from cunet.io import load_photo, open_image
 from cunet.join import join_full_resolution
+from cunet.png import encode_png
+from cunet.studio.compute import ComputeThread
 from cunet.studio.store import MAX_HELD_PIXELS, OpenPhoto, PhotoStore, preview_photo
 
 #: Largest upload accepted (a photo or a reference): bigger requests get 413 before being read.
@@ -97,21 +99,31 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+def _png(pixels: np.ndarray | Image.Image) -> bytes:
+    """PNG bytes of 8-bit pixels: `cunet.png`'s encoder, about 3.5x faster than Pillow's for a preview."""
+    return encode_png(np.asarray(pixels))
 
 
 def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_photo_pixels: int = MAX_PHOTO_PIXELS, max_held_pixels: int = MAX_HELD_PIXELS,
-               preview_side: int = PREVIEW_SIDE) -> FastAPI:
-    """The studio server for one colouriser (and gallery: the bundled one when None)."""
-    app = FastAPI(title="cunet studio", version="1", docs_url="/docs", redoc_url=None,
+               preview_side: int = PREVIEW_SIDE, compute: ComputeThread | None = None) -> FastAPI:
+    """The studio server for one colouriser (and gallery: the bundled one when None).
+
+    `compute` is the thread that runs its tensor work; pass the one that loaded the colouriser (see
+    `compute.ComputeThread`), else the app starts its own. The app closes it when it shuts down.
+    """
+    compute = compute or ComputeThread()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        compute.close()
+
+    app = FastAPI(title="cunet studio", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan,
                   description="Colour a black-and-white photo interactively: upload it, send hints, get PNGs.")
     store = PhotoStore(max_held_pixels)
-    compute = threading.Lock()  # one network run at a time: each already uses every core
     app.state.store = store
+    app.state.compute = compute
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
 
     @app.exception_handler(CunetError)
@@ -176,10 +188,13 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
 
     def add_photo(photo, name: str) -> dict:
         """Prepare a decoded photo, hold it, and describe it (the CLI's PHOTO argument comes this way too)."""
-        prepared = colorizer.prepare(photo)
-        with compute:
+
+        def opened() -> OpenPhoto:
+            prepared = colorizer.prepare(photo)
             prepared.working(colorizer.working_size)
-        return describe(store.add(OpenPhoto(prepared, preview_photo(prepared.photo, preview_side), Path(name).name)))
+            return OpenPhoto(prepared, preview_photo(prepared.photo, preview_side), Path(name).name)
+
+        return describe(store.add(compute(opened)))
 
     def describe(photo_id: str) -> dict:
         photo = open_photo(photo_id)
@@ -199,8 +214,7 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     def gray(photo_id: str) -> Response:
         """The photo itself at the preview size: the "before" of the compare slider."""
         rgb = open_photo(photo_id).preview.rgb
-        image = Image.fromarray(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8))
-        return Response(_png(image), media_type="image/png", headers={"Cache-Control": "no-store"})
+        return Response(_png(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.post("/api/photos/{photo_id}/colorize", response_class=Response,
               responses={200: {"content": {"image/png": {}}, "description": "The colourised photo"}},
@@ -213,13 +227,17 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     def _colorize(photo_id: str, body: bytes, full: bool) -> Response:
         photo = open_photo(photo_id)
         hints = hints_of(body)
-        with compute:
+
+        def render() -> bytes:
             ab = colorizer.predict_ab(photo.prepared, hints)
+            if full:
+                return _png(colorizer.finish(photo.prepared, ab))
+            return _png(join_full_resolution(photo.preview_luminance, ab, threads=1))
+
+        png = compute(render)
         if full:
-            png = _png(colorizer.finish(photo.prepared, ab))
             return Response(png, media_type="image/png", headers={
                 "Content-Disposition": 'attachment; filename="colorized.png"', "Cache-Control": "no-store"})
-        png = _png(Image.fromarray(join_full_resolution(photo.preview.rgb, ab, threads=1)))
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/photos/{photo_id}/suggest")
@@ -229,8 +247,7 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
         """The most likely colours at a pixel, most likely first, and where they come from ("model": the
         network's colour distribution; "gallery": the nearest gallery photos, for a model without one)."""
         photo = open_photo(photo_id)
-        with compute:
-            suggestions, source = colorizer.suggest(photo.prepared, x, y, top, gallery=gallery)
+        suggestions, source = compute(colorizer.suggest, photo.prepared, x, y, top, gallery=gallery)
         return {"source": source, "suggestions": [s.to_json() for s in suggestions]}
 
     @app.get("/api/photos/{photo_id}/variants")
@@ -238,18 +255,21 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
         """k colourings from the gallery's nearest distinct photos: each one's gallery id, its a*b*
         histogram (send it as the hints' "histogram" to use it) and a PNG thumbnail (data URL)."""
         photo = open_photo(photo_id)
-        thumbnail = preview_photo(photo.preview, THUMBNAIL_SIDE)
-        results = []
-        with compute:
+
+        def variants_of() -> list[dict]:
+            thumbnail = preview_photo(photo.preview, THUMBNAIL_SIDE)
+            results = []
             chosen = colorizer.match_references(photo.prepared, k, gallery)
             histograms = colorizer_gallery().histograms
             for index in chosen:
                 histogram = histograms[index].float()
                 ab = colorizer.predict_ab(photo.prepared, Hints(histogram=histogram))
-                image = Image.fromarray(join_full_resolution(thumbnail.rgb, ab, threads=1))
+                image = join_full_resolution(thumbnail.rgb, ab, threads=1)
                 results.append({"id": int(index), "histogram": [round(float(v), 6) for v in histogram],
                                 "thumbnail": "data:image/png;base64," + base64.b64encode(_png(image)).decode()})
-        return {"variants": results}
+            return results
+
+        return {"variants": compute(variants_of)}
 
     def colorizer_gallery():
         from cunet.gallery import bundled_gallery
@@ -260,8 +280,7 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     def reference_histogram(file: UploadFile = File(..., description="A colour photo to take colours from")) -> dict:
         """A reference photo's a*b* histogram, to send as the hints' "histogram"."""
         photo = decode(file.file.read(), file.filename or "reference")
-        with compute:
-            histogram = colorizer.histogram_of(photo)
+        histogram = compute(colorizer.histogram_of, photo)
         return {"histogram": [round(float(v), 6) for v in np.asarray(histogram)]}
 
     @app.delete("/api/photos/{photo_id}", status_code=204, response_class=Response)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cunet.colorizer import PreparedPhoto
 from cunet.io import Photo
+from cunet.join import Luminance
 
 #: Pixels of all open photos together: about 1.2 GB of float32 pixels.
 MAX_HELD_PIXELS = 100_000_000
@@ -23,11 +24,16 @@ MAX_HELD_PIXELS = 100_000_000
 
 @dataclass
 class OpenPhoto:
-    """An uploaded photo: prepared for the network, and a preview-sized copy for fast previews."""
+    """An uploaded photo: prepared for the network, and a preview-sized copy (with its luminance,
+    the photo's part of the join, computed once) for fast previews."""
 
     prepared: PreparedPhoto
     preview: Photo
     name: str = "photo"
+    preview_luminance: Luminance = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.preview_luminance = Luminance.of(self.preview.rgb)
 
     @property
     def pixels(self) -> int:
