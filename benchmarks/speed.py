@@ -6,7 +6,8 @@ process so that the ratios hold on any machine.
 
 - start-up: a fresh `cunet colorize small.png -o out.png` process, wall time (median of 5).
 - FLOP bound: the network's FLOPs at the working shape (PyTorch's FlopCounterMode: convolutions and
-  matrix products) divided by the GFLOP/s of a bf16 2048 x 2048 matmul measured here.
+  matrix products) divided by the GFLOP/s of a bf16 2048 x 2048 matmul measured here (issue 11's
+  bound), and the same for an fp32 matmul: the bound for the paths whose outputs match fp32.
 - update: `Colorizer.predict_ab` on a prepared 1024-px photo after a colour point moves (the whole
   network re-runs) and after only the global hint changes (the cached encoding is reused), p50/p95
   per backend, with the max |delta a*b*| against fp32 eager PyTorch on the same photos.
@@ -83,8 +84,8 @@ def source_photos(count: int) -> list[Image.Image]:
     return scaled
 
 
-def bf16_matmul_gflops() -> float:
-    a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
+def matmul_gflops(dtype: torch.dtype) -> float:
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     seconds = statistics.median(timed(lambda: a @ b, 10))
     return 2 * 2048**3 / seconds / 1e9
 
@@ -221,19 +222,23 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "default_backend": DEFAULT_BACKEND}
     with tempfile.TemporaryDirectory() as temp:
         report["start_up"] = start_up(Path(temp))
-    gflops = bf16_matmul_gflops()
+    gflops, fp32_gflops = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
     report["bf16_matmul_gflops"] = round(gflops, 1)
+    report["fp32_matmul_gflops"] = round(fp32_gflops, 1)
     width, height = photos[0].size
     report["network"] = {}
     for size in (colorizer.working_size, 256):
         shape = working_shape(height, width, size)
         flops = network_flops(colorizer, shape)
         report["network"][str(size)] = {"working_shape": list(shape), "gflop": round(flops / 1e9, 3),
-                                        "flop_bound_ms": round(flops / gflops / 1e6, 2)}
+                                        "flop_bound_ms": round(flops / gflops / 1e6, 2),
+                                        "fp32_flop_bound_ms": round(flops / fp32_gflops / 1e6, 2)}
     report["update"] = update_latency(photos, [colorizer.working_size, 256], backends, args.repeats)
     for entry in report["update"].values():
-        bound = report["network"][str(entry["working_size"])]["flop_bound_ms"]
-        entry["point_change_p50_over_bound"] = round(entry["point_change"]["p50_ms"] / bound, 2)
+        network = report["network"][str(entry["working_size"])]
+        entry["point_change_p50_over_bound"] = round(entry["point_change"]["p50_ms"] / network["flop_bound_ms"], 2)
+        entry["point_change_p50_over_fp32_bound"] = round(
+            entry["point_change"]["p50_ms"] / network["fp32_flop_bound_ms"], 2)
     report["join"] = join_speed([1024, 2048, 4096], 5)
     with tempfile.TemporaryDirectory() as temp:
         report["batch"] = batch_speed(photos, Path(temp))

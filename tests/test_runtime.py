@@ -10,7 +10,15 @@ from cunet.colorizer import Colorizer
 from cunet.errors import CunetError
 from cunet.hints import Hints, PointHint
 from cunet.model import CUNet, CUNetConfig
-from cunet.runtime import DEFAULT_BACKEND, EXACT_BACKENDS, OnnxRuntime, TorchRuntime, make_runtime, onnx_available
+from cunet.runtime import (
+    DEFAULT_BACKEND,
+    EXACT_BACKENDS,
+    OnnxRuntime,
+    TorchRuntime,
+    fold_batch_norms,
+    make_runtime,
+    onnx_available,
+)
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnxruntime/onnx not installed")
 
@@ -35,6 +43,21 @@ def test_every_exact_backend_gives_the_bundled_models_fp32_colours_on_real_photo
         for hints in (Hints(), points_on(image)):
             difference = (other.predict_ab(image, hints) - reference.predict_ab(image, hints)).abs().max()
             assert difference < 1.0
+
+
+def test_folding_the_batch_norms_keeps_the_function_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = CUNet(CUNetConfig(width=4, activation="sigmoid", global_bins=0)).eval()
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # statistics a trained model has
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.data.uniform_(0.5, 1.5)
+    folded = fold_batch_norms(model)
+    count = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+    assert count(folded) == 0 and count(model) == 24  # conv1-7: 15 units, conv8-10: 9 (3 transposed)
+    inputs = torch.randn(2, 4, 32, 24)
+    with torch.no_grad():
+        assert torch.allclose(folded(inputs)[0], model(inputs)[0], atol=1e-5)
 
 
 def test_bf16_is_offered_but_is_not_exact():

@@ -16,6 +16,7 @@ so the choice is the machine's: measure yours with the benchmark and pass `--bac
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from cunet.errors import CunetError
-from cunet.model import CUNet
+from cunet.model import CUNet, ConvUnit
 
 BACKENDS = ("auto", "eager", "channels-last", "bf16", "compile", "onnx")
 #: What "auto" runs: the fastest backend with exact outputs on this project's 2-core CPU (speed.json).
@@ -47,11 +48,29 @@ def onnx_available() -> bool:
     return find_spec("onnx") is not None and find_spec("onnxruntime") is not None
 
 
+def fold_batch_norms(model: CUNet) -> CUNet:
+    """An inference copy of `model` in which each BatchNorm that directly follows a convolution (the
+    paper's conv, BN, activation order) is folded into that convolution's weights and bias
+    (`torch.nn.utils.fusion.fuse_conv_bn_eval`): the same function up to float rounding, without a
+    separate pass over every activation map (2.4 of 44 ms of an update at working size 256)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for unit in folded.modules():
+        if isinstance(unit, ConvUnit) and isinstance(unit[1], nn.BatchNorm2d):
+            unit[0] = fuse_conv_bn_eval(unit[0], unit[1], transpose=isinstance(unit[0], nn.ConvTranspose2d))
+            unit[1] = nn.Identity()
+    return folded
+
+
 class TorchRuntime:
-    """Eager PyTorch: fp32, channels-last memory, bf16 autocast, or torch.compile (inductor)."""
+    """Eager PyTorch: fp32, channels-last memory, bf16 autocast, or torch.compile (inductor).
+
+    Every mode but plain "eager" (the reference the others are checked against) runs a copy of the
+    model with its BatchNorms folded into the convolutions (`fold_batch_norms`)."""
 
     def __init__(self, model: CUNet, mode: str = "eager") -> None:
-        self.model = model.eval()
+        self.model = model.eval() if mode == "eager" else fold_batch_norms(model)
         self.mode = mode
         self.memory_format = torch.channels_last if mode == "channels-last" else torch.contiguous_format
         if mode == "channels-last":
