@@ -63,6 +63,31 @@ def test_a_point_changes_the_colours_around_it(client, gray_png):
     assert not np.array_equal(plain[140:160, 190:210], hinted[140:160, 190:210])
 
 
+def test_every_tensor_computation_runs_on_the_one_compute_thread(colorizer, gray_png, monkeypatch):
+    import threading
+
+    from cunet.studio.compute import ComputeThread
+
+    compute = ComputeThread()
+    loaded_on = compute(lambda: threading.current_thread().name)
+    seen = []
+    for name in ("prepare", "predict_ab", "suggest", "match_references", "histogram_of"):
+        original = getattr(Colorizer, name)
+
+        def recording(self, *args, _original=original, **kwargs):
+            seen.append(threading.current_thread().name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Colorizer, name, recording)
+    with TestClient(create_app(colorizer, compute=compute)) as client:
+        photo = upload(client, gray_png).json()
+        client.post(f"/api/photos/{photo['id']}/colorize", json={"points": [{"x": 20, "y": 20, "color": "#ff0000"}]})
+        client.get(f"/api/photos/{photo['id']}/suggest", params={"x": 10, "y": 10})
+        client.get(f"/api/photos/{photo['id']}/variants", params={"k": 2})
+        client.post("/api/histogram", files={"file": ("ref.png", gray_png, "image/png")})
+    assert len(seen) >= 5 and set(seen) == {loaded_on}
+
+
 def test_the_gray_photo_and_its_description_can_be_fetched(client, gray_png):
     photo = upload(client, gray_png).json()
     assert client.get(f"/api/photos/{photo['id']}").json() == photo
