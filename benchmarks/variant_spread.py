@@ -4,27 +4,27 @@
 runs `cunet.evaluate`'s best-of-K setting (an oracle pick among the K colourings, with their mutual
 a*b* distance) on the val photos for several ways of choosing them:
 
-- cunet: the shipped rule, k-medoids on the a*b* histograms with PAM's greedy start;
+- cunet: the shipped rule, k-medoids with PAM's greedy start on the Hellinger distance between
+  the a*b* histograms (Euclidean on their square roots);
+- euclidean: the same on the plain histograms (the rule shipped before);
 - farthest: each next one the photo farthest in colour from those taken (farthest-point sampling);
-- medoids-farthest: k-medoids seeded by farthest-point sampling;
-- hellinger: the shipped rule on square-root histograms.
+- medoids-farthest: k-medoids on the plain histograms seeded by farthest-point sampling.
 
     python benchmarks/variant_spread.py ../shared/data/people ../shared/data/people-scenes \
-        --gallery ../runs/gallery/train_bundled.gallery --rules cunet:32,farthest:16 \
+        --gallery ../runs/gallery/train_v2s4.gallery --rules cunet:64,euclidean:32 \
         --out benchmarks/results/variant_spread.json
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 import cunet.colorizer as colorizer_module
 from cunet.evaluate import evaluate
-from cunet.gallery import Gallery, refine_medoids
+from cunet.gallery import Gallery, medoid_spread, refine_medoids
 from cunet.io import write_atomic
 from retrieval import gallery_benchmark_parser, gallery_benchmark_setting  # beside this file
 
@@ -55,16 +55,19 @@ def medoids_farthest(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -
     return [candidates[i] for i in refine_medoids(distances, chosen)]
 
 
-def hellinger(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
-    return SHIPPED_SPREAD(replace(gallery, histograms=gallery.histograms.float().sqrt()), order, k, pool)
+def euclidean(gallery: Gallery, order: torch.Tensor, k: int, pool: int) -> list[int]:
+    candidates = list(dict.fromkeys(order[:pool].tolist()))
+    if len(candidates) <= k:
+        return candidates
+    return [candidates[i] for i in medoid_spread(gallery.histograms[candidates].float(), k)]
 
 
-RULES = {"cunet": SHIPPED_SPREAD, "farthest": farthest, "medoids-farthest": medoids_farthest, "hellinger": hellinger}
+RULES = {"cunet": SHIPPED_SPREAD, "euclidean": euclidean, "farthest": farthest, "medoids-farthest": medoids_farthest}
 
 
 def main() -> None:
     parser = gallery_benchmark_parser(__doc__.splitlines()[0])
-    parser.add_argument("--rules", default="cunet:32,farthest:16,medoids-farthest:32,hellinger:32",
+    parser.add_argument("--rules", default="cunet:64,euclidean:32,farthest:16,medoids-farthest:32",
                         help="RULE:POOL pairs; rules: " + ", ".join(RULES))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/variant_spread.json"))
     args = parser.parse_args()

@@ -39,11 +39,11 @@ WORKING_SIZE_RANGE = (16, 1024)
 #: at 8 x 1024 instead of 128 x 853,336.
 MAX_WORKING_ASPECT = 8
 #: Variants are picked among this many nearest gallery photos: the nearest, then one typical photo
-#: of each other colour group among them (`Gallery.spread`). Measured on the val photos
-#: (benchmarks/retrieval.py; best of 4 over automatic, macro): farthest-point sampling from 16 +0.87 dB;
-#: k-medoids from 16 / 32 / 64 / 128 +0.91 / +0.97 / +0.91 / +0.96, with PAM's greedy start from
-#: 32 / 64 +0.98 / +0.95; the same on square-root (Hellinger) histograms from 32 +0.97.
-VARIANT_POOL = 32
+#: of each other colour group among them (`Gallery.spread`). Measured on the val photos with the
+#: bundled model (benchmarks/variant_spread.py; best of 4 over automatic, macro): k-medoids on the
+#: Hellinger distance from 32 / 64 / 128 +1.02 / +1.08 / +1.07 dB; on plain histograms (Euclidean)
+#: +0.95 / +0.95 / +0.99; farthest-point sampling from 16 +0.90.
+VARIANT_POOL = 64
 #: Without a distribution head, suggestions pool the colour histograms of this many nearest gallery photos.
 SUGGESTION_MATCHES = 16
 
