@@ -42,7 +42,7 @@ MAX_WORKING_ASPECT = 8
 #: of each other colour group among them (`Gallery.spread`). Measured on the val photos with the
 #: bundled model (benchmarks/variant_spread.py; best of 4 over automatic, macro): k-medoids on the
 #: Hellinger distance from 32 / 64 / 128 +1.02 / +1.08 / +1.07 dB; on plain histograms (Euclidean)
-#: +0.95 / +0.95 / +0.99; farthest-point sampling from 16 +0.90.
+#: from 32 / 64 +0.95 / +0.95; farthest-point sampling from 16 +0.90.
 VARIANT_POOL = 64
 #: Without a distribution head, suggestions pool the colour histograms of this many nearest gallery photos.
 SUGGESTION_MATCHES = 16

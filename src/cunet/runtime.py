@@ -7,11 +7,11 @@ input: the colouriser runs the head fused with its decoding (`cunet.gamut.anneal
 which never holds the full per-pixel logits.
 
 Measured on this project's 2-core CPU with the bundled model, 2 threads, p50 of a colour-point
-change at the default working size (benchmarks/speed.py): channels-last eager PyTorch 8.3 ms, fp32
-eager 10.2, ONNX Runtime 10.0, torch.compile 10.0 (all within 1e-3 a*b* of fp32 eager), bf16 autocast
-7.9 but up to 2 a*b* units off, so bf16 is offered and never chosen for the user. "auto" runs
-channels-last. With one thread ONNX Runtime was fastest (11.5 ms against 13.3 for channels-last),
-so the choice is the machine's: measure yours with the benchmark and pass `--backend`.
+change at the default working size, spread and heads included (benchmarks/speed.py): channels-last
+eager PyTorch 13.2 ms, fp32 eager 15.2, ONNX Runtime 18.1, torch.compile 18.2 (all within 1e-3
+a*b* of fp32 eager), bf16 autocast 13.0 but up to 2.4 a*b* units off, so bf16 is offered and never
+chosen for the user. "auto" runs channels-last. With the first model and one thread ONNX Runtime
+was fastest, so the choice is the machine's: measure yours with the benchmark and pass `--backend`.
 """
 
 from __future__ import annotations
