@@ -67,6 +67,7 @@ def main() -> None:
         rows = {r["global"]: r for r in report["results"]}
         results[descriptor] = {
             setting: {"psnr": row["psnr"], "colorfulness": row["colorfulness"],
+                      **({"psnr_gain": row["psnr_gain"]} if "psnr_gain" in row else {}),
                       "by_source": {name: value["psnr"]["mean"] for name, value in row["by_source"].items()},
                       **({"variant_distance": row["variant_distance"]} if "variant_distance" in row else {})}
             for setting, row in rows.items()}

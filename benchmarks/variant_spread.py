@@ -83,6 +83,7 @@ def main() -> None:
             rows = {r["global"]: r for r in report["results"]}
             gain = rows["variants"]["psnr"]["mean"] - rows["none"]["psnr"]["mean"]
             results[item] = {"best_of_k": rows["variants"]["psnr"], "gain_over_automatic": gain,
+                             "gain_paired_sem": rows["variants"]["psnr_gain"]["sem"],
                              "variant_distance": rows["variants"]["variant_distance"],
                              "by_source_gain": {name: value["psnr"]["mean"] - rows["none"]["by_source"][name]["psnr"]["mean"]
                                                 for name, value in rows["variants"]["by_source"].items()}}

@@ -102,6 +102,17 @@ def test_the_report_has_the_documented_schema_and_the_gray_row_is_exact(colorize
     assert (tmp_path / "eval" / "psnr_vs_points.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_each_gain_over_automatic_is_paired_photo_by_photo(colorizer, photo_folder):
+    paths, _ = evaluation_set(photo_folder, "val", limit=3)
+    report = evaluate(paths, ["cunet", "gray"], [0, 2], ["none"], colorizer, progress=False)
+    rows = {(r["method"], r["points"]): r for r in report["results"]}
+    assert "psnr_gain" not in rows[("cunet", 0)]
+    for key in (("cunet", 2), ("gray", 0)):
+        gain = rows[key]["psnr_gain"]
+        assert gain["mean"] == pytest.approx(rows[key]["psnr"]["mean"] - rows[("cunet", 0)]["psnr"]["mean"], abs=1e-9)
+        assert gain["sem"] > 0
+
+
 def test_evaluation_is_deterministic(colorizer, photo_folder):
     paths, _ = evaluation_set(photo_folder, "val", limit=2)
     first = evaluate(paths, ["cunet", "levin"], [0, 3], ["none"], colorizer, progress=False)["results"]
