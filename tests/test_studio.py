@@ -19,8 +19,10 @@ def colorizer(tiny_model_file) -> Colorizer:
 
 
 @pytest.fixture
-def client(colorizer) -> TestClient:
-    return TestClient(create_app(colorizer, max_upload_bytes=2_000_000, max_photo_pixels=1_000_000))
+def client(colorizer):
+    # As a context manager the app's lifespan runs: its compute thread ends with the test.
+    with TestClient(create_app(colorizer, max_upload_bytes=2_000_000, max_photo_pixels=1_000_000)) as client:
+        yield client
 
 
 def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -192,19 +194,19 @@ def test_bad_query_values_are_one_line_422s(client, gray_png):
 
 
 def test_photos_beyond_the_memory_budget_are_closed_least_recently_used_first(colorizer, gray_png):
-    client = TestClient(create_app(colorizer, max_held_pixels=250_000))  # two 400 x 300 photos
-    first, second = upload(client, gray_png).json()["id"], upload(client, gray_png).json()["id"]
-    client.get(f"/api/photos/{first}")  # used: the second is now the least recent
-    upload(client, gray_png)
-    assert client.get(f"/api/photos/{first}").status_code == 200
-    assert client.get(f"/api/photos/{second}").status_code == 404
+    with TestClient(create_app(colorizer, max_held_pixels=250_000)) as client:  # two 400 x 300 photos
+        first, second = upload(client, gray_png).json()["id"], upload(client, gray_png).json()["id"]
+        client.get(f"/api/photos/{first}")  # used: the second is now the least recent
+        upload(client, gray_png)
+        assert client.get(f"/api/photos/{first}").status_code == 200
+        assert client.get(f"/api/photos/{second}").status_code == 404
 
 
 def test_an_unexpected_failure_is_a_500_without_a_traceback(colorizer, gray_png, monkeypatch):
-    client = TestClient(create_app(colorizer), raise_server_exceptions=False)
-    photo = upload(client, gray_png).json()
-    monkeypatch.setattr(colorizer, "predict_ab", lambda *a, **k: 1 / 0)
-    answer = client.post(f"/api/photos/{photo['id']}/colorize", json={})
+    with TestClient(create_app(colorizer), raise_server_exceptions=False) as client:
+        photo = upload(client, gray_png).json()
+        monkeypatch.setattr(colorizer, "predict_ab", lambda *a, **k: 1 / 0)
+        answer = client.post(f"/api/photos/{photo['id']}/colorize", json={})
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal error (details are in the server's log)"}
     assert "Traceback" not in answer.text and "ZeroDivision" not in answer.text
