@@ -19,7 +19,7 @@ from cunet.colorizer import Colorizer, working_shape
 from cunet.errors import CunetError
 from cunet.hints import Hints, PointHint, hints_from_json, load_hints_file, parse_points
 from cunet.io import MAX_PIXELS, load_photo
-from cunet.join import join_full_resolution
+from cunet.join import Luminance, join_full_resolution
 from tests.test_cli import assert_one_line_error, run
 
 
@@ -71,6 +71,13 @@ def test_the_strip_join_equals_the_whole_image_join(astronaut, strip_pixels):
     joined = join_full_resolution(rgb, ab, strip_pixels=strip_pixels)
     assert joined.dtype == np.uint8 and joined.shape == (150, 97, 3)
     assert np.abs(joined.astype(int) - expected).max() <= 1
+
+
+def test_joining_a_photos_kept_luminance_equals_joining_the_photo(astronaut):
+    rgb = astronaut[:150, :97].astype(np.float32) / 255
+    ab = torch.randn(1, 2, 24, 16) * 40
+    assert np.array_equal(join_full_resolution(Luminance.of(rgb), ab, strip_pixels=500),
+                          join_full_resolution(rgb, ab, strip_pixels=500))
 
 
 def test_a_photo_over_the_pixel_limit_is_refused_from_its_header_without_pil_warnings(tmp_path, capsys, monkeypatch):
