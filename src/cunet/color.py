@@ -110,7 +110,9 @@ def _fix_where(values: np.ndarray, mask: np.ndarray, linear) -> None:
 
 #: Linear light in [0, 1] is looked up, not raised to 1/2.4, on the way to 8-bit sRGB: a table of this
 #: many steps (0.05 of an 8-bit level apart at the steepest, near black) gives each level within one
-#: of the exact curve and every gray level exactly.
+#: of the exact curve and every gray level exactly. On a 768 x 768 preview of the astronaut with
+#: random a*b* the colour half of the join took 10.8 ms against 15.6 with the power and its
+#: straight-segment fix-up (99.8 % of bytes equal, the rest one level apart; one ad hoc run).
 _SRGB8_STEPS = 65535
 
 
