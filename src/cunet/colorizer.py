@@ -303,8 +303,7 @@ class Colorizer:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
         _, head_features = self._run(self.prepare(image), hints or Hints(), size)
         head = self.model.distribution
-        weight, bias = (parameter.detach().float().to(head_features.device) for parameter in (head.weight, head.bias))
-        logits = F.conv2d(head_features, weight, bias)
+        logits = head(head_features.to(head.weight.device, head.weight.dtype)).float().cpu()
         return bin_probabilities(logits[0]).movedim(-1, 0)
 
     def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:

@@ -136,13 +136,19 @@ def bin_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.T
     return weights.div_(weights.sum(dim=-1, keepdim=True))
 
 
+@lru_cache(maxsize=1)
+def _bin_moments() -> torch.Tensor:
+    """(Q, 3): each bin's (a*, b*, 1). Weights times it sum to (sum w a*, sum w b*, sum w) at once."""
+    bins = in_gamut_bins()
+    return torch.cat([bins, torch.ones(len(bins), 1)], dim=1)
+
+
 def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
     """(*, Q, H, W) logits over bins -> (*, 2, H, W) a*b* by the annealed mean (Zhang et al. 2016).
 
     Temperature 1 is the plain mean (safe, desaturated); towards 0 it becomes the mode (vivid).
     """
-    bins = in_gamut_bins()
-    sums = _bin_weights(logits, temperature) @ torch.cat([bins, torch.ones(len(bins), 1)], dim=1)
+    sums = _bin_weights(logits, temperature) @ _bin_moments()
     return (sums[..., :2] / sums[..., 2:]).movedim(-1, -3).contiguous()
 
 
@@ -166,8 +172,7 @@ def annealed_mean_of_head(features: torch.Tensor, weight: torch.Tensor, bias: to
     pixels = features.float().permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
     scaled_weight = (weight.float().reshape(len(bias), channels) / temperature).to(pixels.device)
     scaled_bias = (bias.float() / temperature).to(pixels.device)
-    bins = in_gamut_bins().to(pixels.device)
-    moments = torch.cat([bins, torch.ones(len(bins), 1, device=pixels.device)], dim=1).T.contiguous()  # (3, Q)
+    moments = _bin_moments().T.contiguous().to(pixels.device)  # (3, Q)
     sums = torch.empty(len(pixels), 3, device=pixels.device)
     for start in range(0, len(pixels), chunk_pixels):
         stop = min(len(pixels), start + chunk_pixels)

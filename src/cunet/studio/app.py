@@ -123,7 +123,6 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
                   description="Colour a black-and-white photo interactively: upload it, send hints, get PNGs.")
     store = PhotoStore(max_held_pixels)
     app.state.store = store
-    app.state.compute = compute
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
 
     @app.exception_handler(CunetError)
