@@ -110,9 +110,8 @@ def _fix_where(values: np.ndarray, mask: np.ndarray, linear) -> None:
 
 #: Linear light in [0, 1] is looked up, not raised to 1/2.4, on the way to 8-bit sRGB: a table of this
 #: many steps (0.05 of an 8-bit level apart at the steepest, near black) gives each level within one
-#: of the exact curve and every gray level exactly. On a 768 x 768 preview of the astronaut with
-#: random a*b* the colour half of the join took 10.8 ms against 15.6 with the power and its
-#: straight-segment fix-up (99.8 % of bytes equal, the rest one level apart; one ad hoc run).
+#: of the exact curve and every gray level exactly. It replaced the power and its straight-segment
+#: fix-up (commit 191fbdf) for speed: the join's time is in benchmarks/results/speed.json.
 _SRGB8_STEPS = 65535
 
 
