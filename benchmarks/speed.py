@@ -7,7 +7,9 @@ process so that the ratios hold on any machine.
 - start-up: a fresh `cunet colorize small.png -o out.png` process, wall time (median of 5).
 - FLOP bound: the network's FLOPs at the working shape (PyTorch's FlopCounterMode: convolutions and
   matrix products) divided by the GFLOP/s of a bf16 2048 x 2048 matmul measured here (issue 11's
-  bound), and the same for an fp32 matmul: the bound for the paths whose outputs match fp32.
+  bound). The fp32 bound, for the paths whose outputs match fp32, divides by the faster of an fp32
+  2048 x 2048 matmul (MKL) and an fp32 3x3 convolution, 256 -> 256 channels on 64 x 64 (oneDNN):
+  on some CPUs MKL's matmul runs at half the convolution's rate.
 - update: `Colorizer.predict_ab` on a prepared 1024-px photo after a colour point moves (the whole
   network re-runs) and after only the global hint changes (the cached encoding is reused), p50/p95
   per backend, with the max |delta a*b*| against fp32 eager PyTorch on the same photos.
@@ -15,6 +17,10 @@ process so that the ratios hold on any machine.
 - batch: a folder of 1024-px photos through `cunet.batch.colorize_files` against a naive loop
   (decode, colorize, save PNG at PIL's default level, one photo after another), and the CLI on the
   same folder end to end (process start included), with its peak memory.
+The process keeps freed memory for reuse (`cunet.allocator.keep_freed_memory`), as `cunet studio`
+does, so the update latencies are the studio's; the in-process batch and its naive loop share that
+setting, and the CLI batch runs `cunet colorize` as users do (without it). `benchmarks/allocator.py`
+measures what the setting changes.
 Photos: ../shared/data/bw-photos when CUNET_DATA is set (real scans, mixed shapes), else
 scikit-image's sample photos.
 """
@@ -40,6 +46,7 @@ from skimage import data as skdata
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from cunet.allocator import keep_freed_memory
 from cunet.batch import colorize_files
 from cunet.color import join_lab, rgb_to_lab
 from cunet.colorizer import Colorizer, working_shape
@@ -88,6 +95,15 @@ def matmul_gflops(dtype: torch.dtype) -> float:
     a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     seconds = statistics.median(timed(lambda: a @ b, 10))
     return 2 * 2048**3 / seconds / 1e9
+
+
+def conv_gflops(dtype: torch.dtype) -> float:
+    """GFLOP/s of a large 3x3 convolution (oneDNN, channels-last): the rate this CPU's convolutions reach."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(dtype=dtype, memory_format=torch.channels_last).eval()
+    inputs = torch.randn(1, 256, 64, 64, dtype=dtype).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        seconds = statistics.median(timed(lambda: conv(inputs), 10))
+    return 2 * 64 * 64 * 256 * 256 * 9 / seconds / 1e9
 
 
 def network_flops(colorizer: Colorizer, shape: tuple[int, int]) -> float:
@@ -215,16 +231,21 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40, help="Photos in the batch measurement.")
     parser.add_argument("--backends", default=",".join(b for b in BACKENDS if b != "auto"))
     args = parser.parse_args()
+    kept = keep_freed_memory()
     backends = [b for b in args.backends.split(",") if b != "onnx" or onnx_available()]
     photos = source_photos(args.photos)
     colorizer = Colorizer.from_pretrained()
     report = {"command": "python benchmarks/speed.py", "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "default_backend": DEFAULT_BACKEND}
+              "cpu_count": os.cpu_count(), "default_backend": DEFAULT_BACKEND, "keep_freed_memory": kept}
     with tempfile.TemporaryDirectory() as temp:
         report["start_up"] = start_up(Path(temp))
-    gflops, fp32_gflops = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
+    gflops, fp32_matmul = matmul_gflops(torch.bfloat16), matmul_gflops(torch.float32)
+    fp32_conv, bf16_conv = conv_gflops(torch.float32), conv_gflops(torch.bfloat16)
+    fp32_gflops = max(fp32_matmul, fp32_conv)
     report["bf16_matmul_gflops"] = round(gflops, 1)
-    report["fp32_matmul_gflops"] = round(fp32_gflops, 1)
+    report["fp32_matmul_gflops"] = round(fp32_matmul, 1)
+    report["fp32_conv_gflops"] = round(fp32_conv, 1)
+    report["bf16_conv_gflops"] = round(bf16_conv, 1)
     width, height = photos[0].size
     report["network"] = {}
     for size in (colorizer.working_size, 256):

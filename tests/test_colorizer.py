@@ -164,6 +164,17 @@ def test_the_bundled_model_colours_a_real_photo(astronaut):
     assert torch.linalg.vector_norm(lab[1:], dim=0).mean() > 3.0  # it adds colour, not gray
 
 
+def test_a_prepared_photo_keeps_its_point_spread_and_colours_as_a_fresh_photo(astronaut):
+    colorizer = Colorizer.from_pretrained()  # the bundled model spreads its points
+    prepared = colorizer.prepare(astronaut)
+    colorizer.predict_ab(prepared, Hints((PointHint(100, 200, 40.0, 30.0, 3),)))
+    kept = prepared.domain_transform(colorizer.working_size)
+    moved = Hints((PointHint(300, 100, -20.0, 50.0, 3),))
+    again = colorizer.predict_ab(prepared, moved)
+    assert prepared.domain_transform(colorizer.working_size) is kept
+    assert torch.equal(again, colorizer.predict_ab(astronaut, moved))
+
+
 def test_decoding_defaults_to_the_choice_stored_with_the_weights(head_model_file):
     colorizer = Colorizer.from_pretrained(head_model_file)
     assert (colorizer.decode, colorizer.temperature, colorizer.blend) == ("blend", 0.5, 0.25)

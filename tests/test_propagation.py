@@ -5,7 +5,7 @@ import torch
 
 from cunet.color import normalize_ab
 from cunet.hints import PointHint, encode_point_hints, network_inputs
-from cunet.propagation import domain_transform_filter, propagate_points
+from cunet.propagation import DomainTransform, domain_transform_filter, propagate_points
 
 
 def flat_lightness(height: int = 32, width: int = 48, value: float = 50.0) -> torch.Tensor:
@@ -53,6 +53,29 @@ def test_the_filter_keeps_a_constant_signal_and_works_per_image_in_a_batch():
     signal = torch.rand(3, 2, 16, 24)
     batch = domain_transform_filter(signal, lightness)
     assert torch.allclose(batch[1:2], domain_transform_filter(signal[1:2], lightness[1:2]), atol=1e-6)
+
+
+def test_a_kept_transform_spreads_each_new_set_of_points_as_a_fresh_one_does():
+    lightness = torch.rand(1, 1, 24, 40, generator=torch.Generator().manual_seed(3)) * 100
+    transform = DomainTransform(lightness)
+    for points in ([PointHint(x=5, y=5, a=40.0, b=-20.0)],
+                   [PointHint(x=30, y=20, a=-10.0, b=60.0, size=3), PointHint(x=12, y=18, a=70.0, b=5.0)]):
+        maps = encode_point_hints(points, 24, 40)[None]
+        assert torch.equal(propagate_points(lightness, maps, transform), propagate_points(lightness, maps))
+
+
+def test_a_transform_refuses_a_signal_of_another_size():
+    with pytest.raises(ValueError, match="does not fit the guide"):
+        DomainTransform(flat_lightness())(torch.zeros(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("block", [1, 3, 8, 64])  # the whole-axis scan, blocks padded, the default, one block
+def test_every_block_size_gives_the_papers_sequential_recursion(block):
+    generator = torch.Generator().manual_seed(1)
+    lightness = torch.rand(1, 1, 21, 30, generator=generator) * 100
+    signal = torch.rand(1, 3, 21, 30, generator=generator)
+    assert torch.allclose(DomainTransform(lightness, block=block)(signal), sequential_domain_transform(signal, lightness),
+                          atol=1e-5)
 
 
 def test_network_inputs_append_the_spread_only_when_asked():

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
+from cunet.allocator import keep_freed_memory
 from cunet.errors import CunetError
 from cunet.io import IMAGE_SUFFIXES, prepare_output_folder
 from cunet.train_config import TrainConfig
@@ -481,6 +482,7 @@ def studio(
     from cunet.studio.app import create_app
     from cunet.studio.compute import ComputeThread
 
+    keep_freed_memory()  # each update's tensors reuse the last one's memory instead of faulting pages in
     compute = ComputeThread()  # the model is loaded, and every later tensor runs, on this one thread
     colorizer = compute(Colorizer.from_pretrained, model, backend=backend)
     chosen_gallery = compute(_load_gallery, gallery) if gallery is not None else None

@@ -27,6 +27,7 @@ from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
+from cunet.propagation import DomainTransform
 from cunet.runtime import check_backend, make_runtime
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Photo
@@ -125,6 +126,7 @@ class PreparedPhoto:
 
     photo: Photo
     _working: dict = field(default_factory=dict, repr=False)
+    _transforms: dict = field(default_factory=dict, repr=False)
     #: (key, features) of the last encoding (conv1-4): a new global hint alone reuses it.
     _encoded: tuple | None = field(default=None, repr=False)
 
@@ -140,6 +142,13 @@ class PreparedPhoto:
             lightness = srgb_lightness(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], size)))
             self._working[size] = tuple(lightness.shape[-2:]), lightness
         return self._working[size]
+
+    def domain_transform(self, size: int) -> DomainTransform:
+        """The point spread's L*-only half at a working size, made on the first colour point:
+        later point changes re-run only the passes over the points (`cunet.propagation`)."""
+        if size not in self._transforms:
+            self._transforms[size] = DomainTransform(self.working(size)[1])
+        return self._transforms[size]
 
 
 @dataclass
@@ -321,7 +330,9 @@ class Colorizer:
         _, size, scaled = key
         shape, lightness = prepared.working(size)
         point_maps = encode_point_hints(list(scaled), *shape)[None]
-        return network_inputs(lightness, point_maps, self.model.config.propagated_hints)
+        propagate = self.model.config.propagated_hints
+        transform = prepared.domain_transform(size) if propagate and scaled else None
+        return network_inputs(lightness, point_maps, propagate, transform)
 
     def _global_hint(self, hints: Hints) -> torch.Tensor | None:
         if self.model.global_hint is None:

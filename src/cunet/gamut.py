@@ -14,7 +14,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 
 from cunet.color import rgb_to_lab
 
@@ -152,9 +151,9 @@ def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torc
     return (sums[..., :2] / sums[..., 2:]).movedim(-1, -3).contiguous()
 
 
-#: Pixels per chunk of `annealed_mean_of_head`: 1024 x Q logits are about 1 MB, which stay in cache
-#: (measured: 1024 fastest at 128, within 5 % of the fastest at 256).
-HEAD_CHUNK_PIXELS = 1024
+#: Pixels per chunk of `annealed_mean_of_head`: measured fastest of 1024-8192 at working size 256
+#: (`benchmarks/update_parts.py --chunks`); at 128 a photo is about 4 chunks.
+HEAD_CHUNK_PIXELS = 4096
 
 
 def annealed_mean_of_head(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -166,19 +165,25 @@ def annealed_mean_of_head(features: torch.Tensor, weight: torch.Tensor, bias: to
     than the cache, so the separate conv, max, exp and weighted sum each stream them through memory.
     Here they are made and consumed a chunk of pixels at a time (the temperature folded into the
     head's weights), and the weighted sum is one small matrix product with the bins' (a*, b*, 1).
-    About 4x faster than the separate passes (`benchmarks/update_parts.py`).
+    The chunk's buffers are allocated once: a fresh multi-megabyte tensor per chunk is a fresh
+    mmap for glibc's allocator, and its page faults cost more than the arithmetic
+    (`benchmarks/update_parts.py` times both).
     """
     batch, channels, height, width = features.shape
     pixels = features.float().permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
     scaled_weight = (weight.float().reshape(len(bias), channels) / temperature).to(pixels.device)
     scaled_bias = (bias.float() / temperature).to(pixels.device)
-    moments = _bin_moments().T.contiguous().to(pixels.device)  # (3, Q)
+    moments = _bin_moments().T.contiguous().to(pixels.device)  # (3, Q): MKL's fast layout for logits @ moments.T
     sums = torch.empty(len(pixels), 3, device=pixels.device)
-    for start in range(0, len(pixels), chunk_pixels):
-        stop = min(len(pixels), start + chunk_pixels)
-        logits = F.linear(pixels[start:stop], scaled_weight, scaled_bias)
-        logits -= logits.amax(dim=1, keepdim=True)
-        logits.clamp_(min=-80.0).exp_()  # see _bin_weights on the clamp
-        sums[start:stop] = F.linear(logits, moments)
+    chunk = min(chunk_pixels, len(pixels))
+    logits_buffer = torch.empty(chunk, len(bias), device=pixels.device)
+    peak_buffer = torch.empty(chunk, 1, device=pixels.device)
+    for start in range(0, len(pixels), chunk):
+        stop = min(len(pixels), start + chunk)
+        logits, peak = logits_buffer[:stop - start], peak_buffer[:stop - start]
+        torch.addmm(scaled_bias, pixels[start:stop], scaled_weight.T, out=logits)
+        torch.amax(logits, dim=1, keepdim=True, out=peak)
+        logits.sub_(peak).clamp_(min=-80.0).exp_()  # see _bin_weights on the clamp
+        torch.mm(logits, moments.T, out=sums[start:stop])
     ab = sums[:, :2] / sums[:, 2:]
     return ab.reshape(batch, height, width, 2).permute(0, 3, 1, 2).contiguous()

@@ -27,7 +27,7 @@ from cunet.color import mean_saturation, normalize_ab, normalize_l, rgb_to_lab
 from cunet.errors import CunetError
 from cunet.gamut import ab_histogram, num_bins
 from cunet.io import existing_file
-from cunet.propagation import propagate_points
+from cunet.propagation import DomainTransform, propagate_points
 from cunet.train_config import HintSimulation
 
 MAX_PATCH = 9
@@ -321,13 +321,14 @@ def encode_point_hints(points: list[PointHint], height: int, width: int) -> torc
     return hints
 
 
-def network_inputs(lightness: torch.Tensor, point_maps: torch.Tensor, propagate: bool = False) -> torch.Tensor:
+def network_inputs(lightness: torch.Tensor, point_maps: torch.Tensor, propagate: bool = False,
+                   transform: DomainTransform | None = None) -> torch.Tensor:
     """L* (B, 1, H, W) + point-hint maps (B, 3, H, W) -> the network's (B, 4, H, W) input, or
     (B, 7, H, W) with the points' edge-aware spread appended (`propagate`, for models built with
-    `propagated_hints`)."""
+    `propagated_hints`; `transform`: the L*'s kept `DomainTransform`, if any)."""
     channels = [normalize_l(lightness), point_maps]
     if propagate:
-        channels.append(propagate_points(lightness, point_maps))
+        channels.append(propagate_points(lightness, point_maps, transform))
     return torch.cat(channels, dim=1)
 
 

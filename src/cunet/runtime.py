@@ -7,10 +7,11 @@ input: the colouriser runs the head fused with its decoding (`cunet.gamut.anneal
 which never holds the full per-pixel logits.
 
 Measured on this project's 2-core CPU with the bundled model, 2 threads, p50 of a colour-point
-change at the default working size, spread and heads included (benchmarks/speed.py): channels-last
-eager PyTorch 13.2 ms, fp32 eager 15.2, ONNX Runtime 18.1, torch.compile 18.2 (all within 1e-3
-a*b* of fp32 eager), bf16 autocast 13.0 but up to 2.4 a*b* units off, so bf16 is offered and never
-chosen for the user. "auto" runs channels-last. With the first model and one thread ONNX Runtime
+change at working size 128 (and 256), spread and heads included (benchmarks/speed.py): channels-last
+eager PyTorch 13.3 ms (39.3), ONNX Runtime 13.3 (43.9), torch.compile 13.6 (40.7), fp32 eager 15.9
+(47.9), all within 1e-3 a*b* of fp32 eager; bf16 autocast 13.9 (38.3) but up to 2.4 a*b* units
+off, so bf16 is offered and never chosen for the user. "auto" runs channels-last (level at 128,
+fastest at 256 and at p95). With the first model and one thread ONNX Runtime
 was fastest, so the choice is the machine's: measure yours with the benchmark and pass `--backend`.
 """
 
