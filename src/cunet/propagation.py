@@ -23,8 +23,6 @@ import torch
 SIGMA_SPACE = 48.0
 SIGMA_RANGE = 8.0
 ITERATIONS = 3
-
-
 #: Samples per block of `_Recurrence`: of 4, 8, 16 and 32, 8 was fastest or level at working sizes 128
 #: and 256 and for a training batch (`benchmarks/update_parts.py --blocks`).
 BLOCK = 8
