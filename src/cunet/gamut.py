@@ -151,8 +151,8 @@ def decode_distribution(logits: torch.Tensor, temperature: float = 0.38) -> torc
     return (sums[..., :2] / sums[..., 2:]).movedim(-1, -3).contiguous()
 
 
-#: Pixels per chunk of `annealed_mean_of_head`: measured fastest of 1024-8192 at working size 256
-#: (`benchmarks/update_parts.py --chunks`); at 128 a photo is about 4 chunks.
+#: Pixels per chunk of `annealed_mean_of_head`: of 1024-8192, 4096 is the fastest at working size 128
+#: and within 3 % of the fastest (8192) at 256 (`benchmarks/update_parts.py --chunks`).
 HEAD_CHUNK_PIXELS = 4096
 
 
@@ -165,9 +165,9 @@ def annealed_mean_of_head(features: torch.Tensor, weight: torch.Tensor, bias: to
     than the cache, so the separate conv, max, exp and weighted sum each stream them through memory.
     Here they are made and consumed a chunk of pixels at a time (the temperature folded into the
     head's weights), and the weighted sum is one small matrix product with the bins' (a*, b*, 1).
-    The chunk's buffers are allocated once: a fresh multi-megabyte tensor per chunk is a fresh
-    mmap for glibc's allocator, and its page faults cost more than the arithmetic
-    (`benchmarks/update_parts.py` times both).
+    The chunk's buffers are allocated once: a fresh multi-megabyte tensor per chunk may be a fresh
+    mmap from glibc, whose pages fault in anew (`cunet.allocator`); `benchmarks/update_parts.py`
+    times both.
     """
     batch, channels, height, width = features.shape
     pixels = features.float().permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
