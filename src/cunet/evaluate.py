@@ -270,8 +270,9 @@ def evaluate(
     pooled}, each metric as {mean, sem}, macro-averaged over sources; plus the protocol and timings.
     Every result but cunet's automatic colouring also gets `psnr_gain`: its per-photo PSNR minus the
     automatic colouring's on the same photo, macro {mean, sem} — the paired standard error, far smaller
-    than the two means' own, which mostly measure how photos differ. The "variants" setting adds `variant_distance`; `suggest_top` > 0 adds `suggestions`: how often the
-    ground-truth bin of each of the first SUGGEST_POINTS protocol patches is among the top suggestions.
+    than the two means' own, which mostly measure how photos differ. The "variants" setting adds
+    `variant_distance`; `suggest_top` > 0 adds `suggestions`: how often the ground-truth bin of each
+    of the first SUGGEST_POINTS protocol patches is among the top suggestions.
     """
     sources = list(sources) if sources is not None else ["all"] * len(paths)
     if len(sources) != len(paths):

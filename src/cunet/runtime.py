@@ -11,8 +11,8 @@ change at working size 128 (and 256), spread and heads included (benchmarks/spee
 eager PyTorch 13.3 ms (39.3), ONNX Runtime 13.3 (43.9), torch.compile 13.6 (40.7), fp32 eager 15.9
 (47.9), all within 1e-3 a*b* of fp32 eager; bf16 autocast 13.9 (38.3) but up to 2.4 a*b* units
 off, so bf16 is offered and never chosen for the user. "auto" runs channels-last (level at 128,
-fastest at 256 and at p95). With the first model and one thread ONNX Runtime
-was fastest, so the choice is the machine's: measure yours with the benchmark and pass `--backend`.
+fastest at 256 and at p95). With the first model and one thread ONNX Runtime was fastest, so the
+choice is the machine's: measure yours with the benchmark and pass `--backend`.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ them. Once two threads own teams, libgomp manages more threads than there are co
 spinning between parallel regions; each of a hint update's many small regions then waits for its
 workers to be woken. A web server answers on a pool of threads, so that happened on every request:
 on this project's 2-core CPU, a colour-point update took 2.5x as long on a second thread as on the
-one that had loaded the model (benchmarks/compute_thread.py). The server therefore hands all of its tensor work, model
-loading included, to this one thread, which also serialises it (each computation already uses
-every core).
+one that had loaded the model (benchmarks/compute_thread.py). The server therefore hands all of its
+tensor work, model loading included, to this one thread, which also serialises it (each
+computation already uses every core).
 """
 
 from __future__ import annotations
