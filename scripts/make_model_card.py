@@ -1,6 +1,6 @@
 """Write the bundled model's card from what was measured: the weights' metadata, the training logs of
-every stage and the `cunet evaluate` report on the val splits (macro average over sources, each source
-beside it). Nothing in the card is typed by hand.
+every stage and the `cunet evaluate` report on the val splits (the headline macro over the sources that
+are not face crops, each source beside it). Nothing in the card is typed by hand.
 
     python scripts/make_model_card.py --logs docs/training/small.log.jsonl docs/training/small_stage2.log.jsonl \
         --wall-seconds 7444 0 --report docs/results/val/report.json
@@ -34,6 +34,18 @@ SOURCE_SETTINGS = (("automatic", "cunet", 0, "none"), ("+ histogram", "cunet", 0
 def data_sources(train_config: dict) -> list[str]:
     data = train_config["data"]
     return [Path(d).parent.name if d.endswith(".csv") else Path(d).name for d in ([data] if isinstance(data, str) else data)]
+
+
+def headline_line(report: dict) -> str:
+    """What the table's figures average: the headline sources (reports from before the headline
+    left face crops out averaged every source)."""
+    headline = report.get("headline_sources", list(report["sources"]))
+    left_out = [name for name in report["sources"] if name not in headline]
+    return (f"Every figure is the headline: the macro average over {len(headline)} sources "
+            f"({', '.join(f'{name} {report['sources'][name]}' for name in headline)} photos; each weighs the same)"
+            + (f". Face crops ({', '.join(f'{name} {report['sources'][name]}' for name in left_out)} photos) gain far "
+               "more from colour than anything else and are left out of it; they have their own row below."
+               if left_out else "."))
 
 
 def result(report: dict, method: str, points: int, global_: str) -> dict:
@@ -144,9 +156,7 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
         "",
         f"## Quality ({report['photos']} val photos, never trained on; `cunet evaluate`)",
         "",
-        *([f"Every figure is the macro average over the {len(report['sources'])} sources "
-           f"({', '.join(f'{name} {n}' for name, n in report['sources'].items())} photos): each source weighs the same.",
-           ""] if len(report.get("sources", {})) > 1 else []),
+        *([headline_line(report), ""] if len(report.get("sources", {})) > 1 else []),
         f"Protocol: {report['protocol']['size']}×{report['protocol']['size']} ({report['protocol']['resize']}), "
         f"points = {report['protocol']['patch']}×{report['protocol']['patch']} patches drawn by "
         f"{report['protocol']['points_rng']}, global hint = {global_gt(report)}; PSNR on 8-bit RGB.",
@@ -173,15 +183,21 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
             gains = " | ".join(f"{result(report, *key)['by_source'][source]['psnr']['mean'] - base:+.2f}"
                                for _, *key in SOURCE_SETTINGS)
             lines.append(f"| {source} | {n} | {base:.2f} | {gains} |")
-    scenes = "people-scenes" in data_sources(train_config)
+    sets = data_sources(train_config)
+    scenes, places = "people-scenes" in sets, "scenes" in sets
     lines += [
         "",
         "## Terms and limits",
         "- The training photos are for research use only (UTKFace: non-commercial research"
-        + ("; ShanghaiTech and Penn-Fudan: research use" if scenes else "") + "); the model inherits those terms.",
+        + ("; ShanghaiTech and Penn-Fudan: research use" if scenes else "")
+        + ("; SUN, Intel and PACS: research use; CamVid: CC BY-NC 4.0" if places else "")
+        + "); the model inherits those terms.",
         "- Trained on modern colour photos of people (faces, sport, street fashion"
-        + (", crowds and pedestrians" if scenes else "") + "): scenes without people, "
-        "and the tones of old film, are outside what it saw. Colours are plausible guesses, not history.",
+        + (", crowds and pedestrians" if scenes else "") + ")"
+        + (" and of everyday places (rooms, streets, buildings, fields, forests, water, animals)" if places else "")
+        + (": the tones of old film are outside what it saw. " if places
+           else ": scenes without people, and the tones of old film, are outside what it saw. ")
+        + "Colours are plausible guesses, not history.",
     ]
     return "\n".join(lines) + "\n"
 

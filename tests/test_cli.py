@@ -247,8 +247,23 @@ def test_evaluate_takes_several_data_sources_and_reports_each(monkeypatch, capsy
                        "--global", "none", "--methods", "gray", "--out", tmp_path / "ev")
     assert code == 0, err
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
-    assert report["sources"] == {"photos": 2, "scenes": 2} and report["average"] == "macro over sources"
+    assert report["sources"] == {"photos": 2, "scenes": 2} and report["average"] == "macro over 2 sources"
 
+
+
+def test_evaluate_leaves_the_named_sources_out_of_the_headline(monkeypatch, capsys, photo_folder, tmp_path):
+    import shutil
+
+    second = tmp_path / "faces"
+    shutil.copytree(photo_folder, second)
+    code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, second, "--limit", "2", "--points", "0",
+                       "--global", "none", "--methods", "gray", "--exclude-from-headline", "faces",
+                       "--out", tmp_path / "ev")
+    assert code == 0, err
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["headline_sources"] == ["photos"] and report["excluded_from_headline"] == ["faces"]
+    gray = report["results"][0]
+    assert gray["psnr"]["mean"] == pytest.approx(gray["by_source"]["photos"]["psnr"]["mean"])
 
 def test_export_stores_the_decoding_that_colorize_then_uses(monkeypatch, capsys, photo_folder, gray_photo, tmp_path):
     (tmp_path / "run.toml").write_text(

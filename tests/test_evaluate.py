@@ -14,10 +14,12 @@ from cunet.evaluate import (
     figure_grid,
     load_eval_photo,
     protocol_points,
+    restate_headline,
     settings_for,
     write_report,
 )
 from cunet.metrics import psnr
+from cunet.sources import headline_sources
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,7 @@ def test_the_headline_is_the_macro_average_over_sources_with_each_source_beside_
     paths, sources = evaluation_set(photo_folder, "val")
     assert sources == ["faces"] * 3 + ["street"] * 5
     report = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources)
-    assert report["sources"] == {"faces": 3, "street": 5} and report["average"] == "macro over sources"
+    assert report["sources"] == {"faces": 3, "street": 5} and report["average"] == "macro over 2 sources"
     gray = report["results"][0]
     faces, street = gray["by_source"]["faces"], gray["by_source"]["street"]
     assert (faces["n"], street["n"]) == (3, 5)
@@ -156,6 +158,51 @@ def test_the_headline_is_the_macro_average_over_sources_with_each_source_beside_
     assert gray["pooled"]["psnr"]["mean"] == pytest.approx((3 * faces["psnr"]["mean"] + 5 * street["psnr"]["mean"]) / 8)
     write_report(report, tmp_path / "eval")
     assert "| Predicted gray, – | " in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_face_crops_are_reported_beside_the_headline_but_left_out_of_it(photo_folder, tmp_path):
+    lines = ["file,source,split"] + [f"p{i:02d}.png,{['utkface', 'street', 'fields'][i % 3]},val" for i in range(9)]
+    (photo_folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    paths, sources = evaluation_set(photo_folder, "val")
+    report = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources)
+    assert report["headline_sources"] == ["fields", "street"] and report["excluded_from_headline"] == ["utkface"]
+    assert report["average"] == "macro over 2 sources, face crops (utkface) reported beside it"
+    gray = report["results"][0]
+    psnr_of = {name: scores["psnr"]["mean"] for name, scores in gray["by_source"].items()}
+    assert gray["psnr"]["mean"] == pytest.approx((psnr_of["fields"] + psnr_of["street"]) / 2)
+    assert gray["macro_all"]["psnr"]["mean"] == pytest.approx(sum(psnr_of.values()) / 3)
+    write_report(report, tmp_path / "eval")
+    text = (tmp_path / "eval" / "report.md").read_text()
+    assert "leaving out the face crops (utkface)" in text and "| headline | macro, all sources | pooled |" in text
+
+
+def test_a_stored_report_restated_gives_the_headline_a_fresh_evaluation_gives(photo_folder):
+    lines = ["file,source,split"] + [f"p{i:02d}.png,{['utkface', 'street', 'fields'][i % 3]},val" for i in range(9)]
+    (photo_folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    paths, sources = evaluation_set(photo_folder, "val")
+    every_source = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources,
+                            exclude_from_headline=[])
+    headline = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources)
+    restated = restate_headline(every_source)
+    assert restated["headline_sources"] == headline["headline_sources"] == ["fields", "street"]
+    for metric in ("psnr", "ssim", "colorfulness"):
+        assert restated["results"][0][metric]["mean"] == pytest.approx(headline["results"][0][metric]["mean"])
+        assert restated["results"][0][metric]["sem"] == pytest.approx(headline["results"][0][metric]["sem"])
+
+
+def test_an_empty_exclusion_list_puts_every_source_in_the_headline(photo_folder):
+    lines = ["file,source,split"] + [f"p{i:02d}.png,{['utkface', 'street'][i % 2]},val" for i in range(6)]
+    (photo_folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    paths, sources = evaluation_set(photo_folder, "val")
+    report = evaluate(paths, ["gray"], [0], ["none"], None, progress=False, sources=sources, exclude_from_headline=[])
+    gray = report["results"][0]
+    assert report["headline_sources"] == ["street", "utkface"]
+    assert gray["psnr"]["mean"] == pytest.approx(gray["macro_all"]["psnr"]["mean"])
+
+
+def test_a_set_of_face_crops_alone_still_has_a_headline():
+    assert headline_sources(["utkface"]) == ["utkface"]
+    assert headline_sources(["utkface", "sun", "ccp"]) == ["ccp", "sun"]
 
 
 def test_the_limit_keeps_the_first_photos_of_each_source_and_pooled_makes_one_group(photo_folder):

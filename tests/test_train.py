@@ -203,6 +203,18 @@ def test_a_run_over_weighted_sources_with_the_distribution_head_and_spread_hints
         assert last[key] == pytest.approx((last["by_source"]["faces"][key] + last["by_source"]["street"][key]) / 2)
 
 
+def test_validation_headlines_the_macro_without_face_crops_and_keeps_every_source(photo_folder, tmp_path):
+    config = tiny_config(photo_folder, tmp_path / "run", data=[str(two_source_manifest(photo_folder))],
+                         exclude_from_headline=["faces"])
+    train(config, progress=False)
+    last = read_log(tmp_path / "run" / LOG_FILE)[-1]
+    assert last["headline_sources"] == ["street"] and set(last["by_source"]) == {"faces", "street"}
+    for key in ("gray", "auto", "points10"):
+        assert last[key] == pytest.approx(last["by_source"]["street"][key])
+        assert last["macro_all"][key] == pytest.approx(
+            (last["by_source"]["faces"][key] + last["by_source"]["street"][key]) / 2)
+
+
 def test_training_stops_on_its_time_budget_and_validates_there(photo_folder, tmp_path):
     train(tiny_config(photo_folder, tmp_path / "run", steps=1000, stop_after_seconds=0.0), progress=False)
     records = read_log(tmp_path / "run" / LOG_FILE)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from cunet.allocator import keep_freed_memory
 from cunet.errors import CunetError
 from cunet.io import IMAGE_SUFFIXES, prepare_output_folder
+from cunet.sources import FACE_CROP_SOURCES
 from cunet.train_config import TrainConfig
 
 def _version(value: bool) -> None:
@@ -140,6 +141,9 @@ def colorize(
     decode: Annotated[Optional[str], typer.Option(
         help=_with_default("regression (safe average), annealed (vivid, from the colour distribution) or blend.",
                            "the model's measured choice"))] = None,
+    global_: Annotated[Optional[str], typer.Option("--global", help=_with_default(
+        "Global hint without a reference or histogram: none, or predicted (the photo's own histogram as the "
+        "model's histogram head predicts it).", "the model's measured choice"))] = None,
     all_frames: Annotated[bool, typer.Option(
         "--all-frames", help="Colour every frame of animated GIFs and multi-page TIFFs (NAME_frame1.png, ...); "
         "otherwise the first, with a note.")] = False,
@@ -178,7 +182,7 @@ def colorize(
     if variants:
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
-    colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend)
+    colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend, automatic_global=global_)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
     if variants:
@@ -277,18 +281,22 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(
-        help="A training checkpoint (last.safetensors); with --onnx also a weights file.", show_default=False)],
+        help="A training checkpoint (last.safetensors) or a weights file (its stored choices replaced).",
+        show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .safetensors weights, or .onnx with --onnx.")],
     full_precision: Annotated[bool, typer.Option(help="Keep fp32 weights instead of fp16.")] = False,
     decode: Annotated[str, typer.Option(
         help="Default decoding stored with the weights: regression, annealed (distribution head) or blend.")] = "regression",
     temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
+    automatic_global: Annotated[str, typer.Option(help=(
+        "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."))] = "none",
     onnx: Annotated[bool, typer.Option("--onnx", help=(
         "Write the whole network as an ONNX graph (for ONNX Runtime and other tools; its metadata says how "
         "to feed it) instead of a weights file."))] = False,
 ) -> None:
-    """Turn a training checkpoint into a small weights file for `colorize --model`, or a model into ONNX."""
+    """Turn a training checkpoint into a small weights file for `colorize --model` (or restate a weights
+    file's stored decoding and automatic global hint), or a model into ONNX."""
     from cunet.train import export_weights
 
     if onnx:
@@ -311,8 +319,49 @@ def export(
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
     prepare_output_folder(out.parent)
-    export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend)
+    export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend,
+                   automatic_global=automatic_global)
     typer.echo(f"wrote {out}")
+
+
+@app.command("fit-histogram-head")
+def fit_histogram_head(
+    weights: Annotated[Path, typer.Argument(help="A weights file or training checkpoint (its trunk stays frozen).",
+                                            show_default=False)],
+    data: Annotated[list[str], typer.Option("--data", help=(
+        "Training photos: manifest.csv files (train split; the val split checks the fit) or folders. Repeat."),
+        show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors), with the head.")],
+    crops_per_photo: Annotated[int, typer.Option(help="Random crops encoded per training photo.")] = 2,
+    epochs: Annotated[int, typer.Option(help="Passes of the head over the encoded crops.")] = 40,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 1e-3,
+    automatic_global: Annotated[Optional[str], typer.Option(help=_with_default(
+        "Store this as the automatic global hint: none or predicted (measure first: cunet evaluate "
+        "--global none,predicted).", "keep the stored one"))] = None,
+    threads: Annotated[Optional[int], typer.Option(help=_with_default("CPU threads.", "PyTorch's default"))] = None,
+) -> None:
+    """Teach a trained model to predict a photo's colour histogram from its gray version: an automatic global hint."""
+    import torch
+
+    from cunet.checkpoint import load_model, save_weights
+    from cunet.colorizer import check_automatic_global
+    from cunet.train_histogram import fit_histogram_head as fit
+
+    if out.suffix != ".safetensors":
+        raise CunetError(f"{out}: weights files end in .safetensors")
+    if automatic_global is not None:
+        check_automatic_global(automatic_global, True)
+    if threads:
+        torch.set_num_threads(threads)
+    prepare_output_folder(out.parent)
+    report = fit(weights, data, out, crops_per_photo=crops_per_photo, epochs=epochs, lr=lr)
+    if automatic_global is not None:
+        model, metadata = load_model(out)
+        save_weights(out, model, {**metadata["info"], "automatic_global": automatic_global})
+    line = f"cross-entropy train {report['train_cross_entropy']:.3f} (constant {report['train_constant_cross_entropy']:.3f})"
+    if "val_cross_entropy" in report:
+        line += f", val {report['val_cross_entropy']:.3f} (constant {report['val_constant_cross_entropy']:.3f})"
+    typer.echo(f"{line}\nwrote {out}")
 
 
 def _split_list(text: str, cast=str) -> list:
@@ -330,7 +379,8 @@ def evaluate(
     points: Annotated[str, typer.Option(help="Point counts to sweep.")] = "0,1,2,5,10,20,50",
     global_: Annotated[str, typer.Option("--global", help=(
         "Global-hint settings: none (automatic), gt (oracle histogram), retrieved (nearest gallery photo's "
-        "histogram), variants (best of --variants gallery colourings, an oracle pick)."))] = "none,gt,retrieved,variants",
+        "histogram), predicted (the model's histogram head; needs one), variants (best of --variants gallery "
+        "colourings, an oracle pick)."))] = "none,gt,retrieved,variants",
     gallery: Annotated[Optional[Path], typer.Option(help=_with_default(
         "Gallery for the retrieved and variants settings.", "the bundled gallery"))] = None,
     variants: Annotated[int, typer.Option(help="K for the variants setting.")] = 4,
@@ -345,6 +395,12 @@ def evaluate(
         help="Group photos by source (manifest column, else folder) and headline the macro average; "
         "--pooled: one group.")] = True,
     limit: Annotated[Optional[int], typer.Option(help=_with_default("Only the first N photos of each source (sorted order).", "all"))] = None,
+    automatic_global: Annotated[Optional[str], typer.Option(help=_with_default(
+        "The global hint of cunet's automatic colouring (the 'none' setting): none or predicted.",
+        "the model's measured choice"))] = None,
+    exclude_from_headline: Annotated[str, typer.Option(
+        help="Sources (comma-separated) reported in their own rows but left out of the headline macro: face crops "
+        "gain far more than anything else. '' keeps every source in it.")] = ",".join(FACE_CROP_SOURCES),
     out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, psnr_vs_points.png.")] = Path("eval"),
 ) -> None:
     """Measure cunet and the classical baselines on photos with ground truth (256x256 protocol)."""
@@ -354,14 +410,17 @@ def evaluate(
     method_list = _split_list(methods)
     paths, sources = evaluation_set(data, split, limit, by_source)
     prepare_output_folder(out)
-    colorizer = Colorizer.from_pretrained(model, decode=decode) if "cunet" in method_list else None
+    colorizer = (Colorizer.from_pretrained(model, decode=decode, automatic_global=automatic_global)
+                 if "cunet" in method_list else None)
     globals_ = _split_list(global_)
     chosen_gallery = _load_gallery(gallery) if {"retrieved", "variants"} & set(globals_) and colorizer else None
     report = run_evaluation(paths, method_list, _split_list(points, int), globals_, colorizer, sources=sources,
-                            gallery=chosen_gallery, variants=variants, suggest_top=suggest_top)
+                            gallery=chosen_gallery, variants=variants, suggest_top=suggest_top,
+                            exclude_from_headline=_split_list(exclude_from_headline))
     report["model"] = str(model) if model else "bundled default"
     if colorizer is not None:
         report["decode"] = colorizer.decode
+        report["automatic_global"] = colorizer.automatic_global
     write_report(report, out)
     typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'psnr_vs_points.png'}")
 

@@ -33,6 +33,9 @@ from cunet.runtime import check_backend, make_runtime
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Photo
 DEFAULT_WEIGHTS = "default.safetensors"
 DECODINGS = ("regression", "annealed", "blend")
+#: The global hint of automatic colouring (no histogram or reference given): none, or the photo's own
+#: histogram as the model's histogram head predicts it from L* (`Colorizer.predicted_histogram`).
+AUTOMATIC_GLOBALS = ("none", "predicted")
 #: Working short sides users may ask for: below 16 the three poolings leave nothing; above 1024 the
 #: network's activations alone pass several GB, for no gain from a model trained at 128-256.
 WORKING_SIZE_RANGE = (16, 1024)
@@ -70,6 +73,15 @@ def check_decoding(decode: str, temperature: float, blend: float, has_head: bool
         raise CunetError(f"decode {decode!r} needs a model with a distribution head")
     if not 0 < temperature <= 1 or not 0 <= blend <= 1:
         raise CunetError("temperature must lie in (0, 1] and blend in [0, 1]")
+
+
+def check_automatic_global(setting: str, has_head: bool) -> None:
+    """The one rule for the automatic global hint: `Colorizer` applies it, and export before storing it."""
+    if setting not in AUTOMATIC_GLOBALS:
+        raise CunetError(f"automatic global hint must be one of {', '.join(AUTOMATIC_GLOBALS)}, got {setting!r}")
+    if setting == "predicted" and not has_head:
+        raise CunetError("automatic global hint 'predicted' needs a model with a histogram head "
+                         "(cunet fit-histogram-head adds one)")
 
 
 def bundled_weights() -> Path:
@@ -129,6 +141,8 @@ class PreparedPhoto:
     _transforms: dict = field(default_factory=dict, repr=False)
     #: (key, features) of the last encoding (conv1-4): a new global hint alone reuses it.
     _encoded: tuple | None = field(default=None, repr=False)
+    #: The predicted histogram per (runtime, working size): the same for every later point change.
+    _predicted: dict = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,9 +176,11 @@ class Colorizer:
     temperature: float = 0.38  # of the annealed mean: 1 = the plain mean, towards 0 the mode
     blend: float = 0.5  # share of the annealed mean in "blend"
     backend: str = "auto"  # how the network runs: cunet.runtime.BACKENDS
+    automatic_global: str = "none"  # or "predicted" (needs a histogram head): AUTOMATIC_GLOBALS
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
+        check_automatic_global(self.automatic_global, self.model.histogram is not None)
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
         self._runtime = None
@@ -175,11 +191,12 @@ class Colorizer:
     @classmethod
     def from_pretrained(
         cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None,
-        backend: str = "auto",
+        backend: str = "auto", automatic_global: str | None = None,
     ) -> Colorizer:
-        """The bundled default model (path None) or a weights/checkpoint file. `decode` defaults to the
-        choice stored with the weights (measured when they were exported), else the regression head;
-        `backend` picks how the network runs (`cunet.runtime`)."""
+        """The bundled default model (path None) or a weights/checkpoint file. `decode` and
+        `automatic_global` default to the choices stored with the weights (measured when they were
+        exported), else the regression head and no global hint; `backend` picks how the network
+        runs (`cunet.runtime`)."""
         path = bundled_weights() if path is None else Path(path)
         model, metadata = load_model(path)
         info = metadata.get("info", {})
@@ -188,7 +205,7 @@ class Colorizer:
         stored = info.get("decode", {})
         return cls(model, working_size or int(info.get("working_size", 128)), info,
                    decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
-                   float(stored.get("blend", 0.5)), backend)
+                   float(stored.get("blend", 0.5)), backend, automatic_global or info.get("automatic_global", "none"))
 
     @property
     def runtime(self):
@@ -271,38 +288,58 @@ class Colorizer:
             histogram, reference = self.histogram_of(reference), None
         return Hints(tuple(points or ()), histogram, saturation, reference)
 
+    @torch.no_grad()
     def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
                    size: int | None = None) -> torch.Tensor:
         """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says."""
         return self._decoded(*self._run(self.prepare(image), hints or Hints(), size))
 
+    @torch.no_grad()
     def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
                          size: int | None = None) -> list[torch.Tensor]:
         """`predict_ab` for photos of one working shape, the same hints for each, in one network pass:
         what batch colouring runs (`cunet.batch`)."""
         hints = hints or Hints()
-        prepared_inputs = [self._network_input(prepared, self._encoding_key(prepared, hints, size)) for prepared in photos]
+        keys = [self._encoding_key(prepared, hints, size) for prepared in photos]
+        prepared_inputs = [self._network_input(prepared, key) for prepared, key in zip(photos, keys)]
         if len({tuple(inputs.shape) for inputs in prepared_inputs}) > 1:
             raise CunetError("predict_ab_batch needs photos of one working shape")
-        global_hint = self._global_hint(hints)
-        if global_hint is not None:
-            global_hint = global_hint.expand(len(photos), -1)
         features = self.runtime.encode(torch.cat(prepared_inputs))
+        if self.automatic_global == "predicted" and not hints.points:  # the batch's encoding is the point-free one
+            histograms = self.model.predict_histogram(torch.as_tensor(features[3]).to(
+                self.model.histogram.layers[0].weight.device)).cpu()
+            for prepared, key, histogram in zip(photos, keys, histograms):
+                prepared._predicted.setdefault(key, histogram)
+        global_hint = None
+        if self.model.global_hint is not None:
+            global_hint = torch.cat([self._global_hint(hints, prepared, size) for prepared in photos])
         regression, head_features = self.runtime.decode(features, global_hint)
         return [self._decoded(denormalize_ab(regression[i:i + 1]),
                               None if head_features is None else head_features[i:i + 1])
                 for i in range(len(photos))]
 
-    def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None) -> torch.Tensor:
+    @torch.no_grad()
+    def predict_ab_decodings(self, image: ImageInput | PreparedPhoto, decodings: list[tuple[str, float, float]],
+                             hints: Hints | None = None, size: int | None = None) -> list[torch.Tensor]:
+        """`predict_ab` for each (decode, temperature, blend) of `decodings` from one network pass:
+        what choosing the stored decoding compares (`benchmarks/decoding_choice.py`)."""
+        for decoding in decodings:
+            check_decoding(*decoding, self.model.distribution is not None)
+        outputs = self._run(self.prepare(image), hints or Hints(), size)
+        return [self._decoded(*outputs, decoding) for decoding in decodings]
+
+    def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None,
+                 decoding: tuple[str, float, float] | None = None) -> torch.Tensor:
         """The a*b* the user sees from the regression head and the distribution head's input, as
-        `decode` says."""
-        if self.decode == "regression":
+        `decoding` (decode, temperature, blend) says; by default this colorizer's own."""
+        decode, temperature, blend = decoding or (self.decode, self.temperature, self.blend)
+        if decode == "regression":
             return regression
         head = self.model.distribution
-        annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), self.temperature)
-        if self.decode == "annealed":
+        annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), temperature)
+        if decode == "annealed":
             return annealed
-        return self.blend * annealed + (1 - self.blend) * regression
+        return blend * annealed + (1 - blend) * regression
 
     @torch.no_grad()
     def distribution(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
@@ -334,10 +371,34 @@ class Colorizer:
         transform = prepared.domain_transform(size) if propagate and scaled else None
         return network_inputs(lightness, point_maps, propagate, transform)
 
-    def _global_hint(self, hints: Hints) -> torch.Tensor | None:
+    def _global_hint(self, hints: Hints, prepared: PreparedPhoto, size: int | None) -> torch.Tensor | None:
+        """The (1, Q + 3) global hint: the given histogram or reference, else (automatic global
+        "predicted") the photo's predicted histogram, else none; with the saturation, if given."""
         if self.model.global_hint is None:
             return None
-        return encode_global_hint(self.global_histogram(hints), hints.saturation)[None]
+        histogram = self.global_histogram(hints)
+        if histogram is None and self.automatic_global == "predicted":
+            histogram = self.predicted_histogram(prepared, size)
+        return encode_global_hint(histogram, hints.saturation)[None]
+
+    @torch.no_grad()
+    def predicted_histogram(self, image: ImageInput | PreparedPhoto, size: int | None = None) -> torch.Tensor:
+        """The photo's own a*b* histogram (Q,) over the in-gamut bins as the histogram head predicts
+        it from L* alone (no points: a point added later must not change the whole photo's palette).
+        Computed once per photo and working size."""
+        if self.model.histogram is None:
+            raise CunetError("this model has no histogram head (cunet fit-histogram-head adds one)")
+        prepared = self.prepare(image)
+        key = self._encoding_key(prepared, Hints(), size)
+        if key not in prepared._predicted:
+            if prepared._encoded is not None and prepared._encoded[0] == key:
+                features = prepared._encoded[1]
+            else:
+                features = self.runtime.encode(self._network_input(prepared, key))
+            head = self.model.histogram.layers[0].weight
+            c4 = torch.as_tensor(features[3]).to(head.device)
+            prepared._predicted[key] = self.model.predict_histogram(c4)[0].cpu()
+        return prepared._predicted[key]
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the
@@ -348,7 +409,7 @@ class Colorizer:
         else:
             features = self.runtime.encode(self._network_input(prepared, key))
             prepared._encoded = (key, features)
-        predicted, head_features = self.runtime.decode(features, self._global_hint(hints))
+        predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size))
         return denormalize_ab(predicted), head_features
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:

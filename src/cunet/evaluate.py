@@ -9,8 +9,10 @@ Protocol (one place, used by `cunet evaluate`, `cunet figure` and the benchmarks
 - the global hint is "none" or "gt": the ground truth's own histogram (an oracle, as in the paper's
   Table 10); the transfer baselines get the ground-truth photo itself as their reference then;
 - photos are grouped by source (a manifest's `source` column, else their folder) and every figure is
-  the macro average over sources, each source weighing the same, with each source's own figures
-  beside it: a pooled mean is carried by whichever source is largest or easiest (face crops).
+  the headline: the macro average over the sources that are not face crops (`cunet.sources`), each
+  weighing the same, with each source's own figures beside it and the macro over every source as
+  `macro_all`: a pooled mean is carried by whichever source is largest, a macro with face crops by
+  the face crops (~+8 dB where scenes gain +0.3).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from cunet.errors import CunetError
 from cunet.hints import PointHint, encode_point_hints, ground_truth_points
 from cunet.io import load_photo, write_atomic
 from cunet.metrics import ciede2000, colorfulness, psnr, ssim
+from cunet.sources import FACE_CROP_SOURCES, headline_sources
 
 EVAL_SIZE = 256
 PATCH = 5
@@ -140,6 +143,11 @@ class Context:
             self.gallery = bundled_gallery()
         return self.colorizer.match_references(_gray_rgb(lightness), k, self.gallery)
 
+    def predicted_histogram(self, lightness: torch.Tensor) -> torch.Tensor:
+        if self.colorizer is None:
+            raise CunetError("the predicted setting needs a model")
+        return self.colorizer.predicted_histogram(_gray_rgb(lightness))
+
 
 @dataclass(frozen=True)
 class GlobalSetting:
@@ -161,6 +169,9 @@ GLOBALS: dict[str, GlobalSetting] = {
         "the histogram of the nearest gallery photo to the gray photo (eq. 24; no ground truth used)", False, True,
         lambda context, rgb8, lightness: [(context.gallery.histograms[i], None)
                                           for i in context.matches(rgb8, lightness, 1)]),
+    "predicted": GlobalSetting(
+        "the photo's own histogram as the model's histogram head predicts it from the gray photo (no ground truth used)",
+        False, False, lambda context, rgb8, lightness: [(context.predicted_histogram(lightness), None)]),
     "variants": GlobalSetting(
         "best of K gallery variants by PSNR (an oracle pick among K plausible colourings)", False, True,
         lambda context, rgb8, lightness: [(context.gallery.histograms[i], None)
@@ -237,37 +248,67 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "sem": sem}
 
 
-def summarise_by_source(per_photo: dict[str, list[float]], sources: list[str]) -> dict:
-    """Per-photo metric lists -> {metric: macro {mean, sem}, by_source: {source: {n, metric: {mean, sem}}},
-    pooled: {metric: {mean, sem}}}. The macro mean weighs every source the same; its standard error
+def _macro(by_source: dict, names: list[str], metric: str) -> dict[str, float]:
+    """Macro {mean, sem} of `metric` over `names`: every source weighs the same; the standard error
     combines the sources' (sqrt of the summed squares, over the number of sources)."""
+    means = [by_source[name][metric]["mean"] for name in names]
+    sems = [by_source[name][metric]["sem"] for name in names]
+    return {"mean": float(np.mean(means)), "sem": float(np.sqrt(np.sum(np.square(sems))) / len(names))}
+
+
+def summarise_by_source(
+    per_photo: dict[str, list[float]], sources: list[str], exclude_from_headline=FACE_CROP_SOURCES,
+) -> dict:
+    """Per-photo metric lists -> {metric: headline {mean, sem}, macro_all: {metric: {mean, sem}},
+    by_source: {source: {n, metric: {mean, sem}}}, pooled: {metric: {mean, sem}}}. The headline is
+    the macro over the sources not in `exclude_from_headline` (all of them if that leaves none);
+    `macro_all` is the macro over every source."""
     labels = np.asarray(sources)
     names = sorted(set(sources))
+    headline = headline_sources(names, exclude_from_headline)
     by_source = {}
     for name in names:
         chosen = labels == name
         by_source[name] = {"n": int(chosen.sum())}
         by_source[name].update({m: _summary(np.asarray(v, dtype=np.float64)[chosen]) for m, v in per_photo.items()})
-    summary: dict = {}
-    for metric in per_photo:
-        means = [by_source[name][metric]["mean"] for name in names]
-        sems = [by_source[name][metric]["sem"] for name in names]
-        summary[metric] = {"mean": float(np.mean(means)), "sem": float(np.sqrt(np.sum(np.square(sems))) / len(names))}
+    summary: dict = {metric: _macro(by_source, headline, metric) for metric in per_photo}
+    summary["macro_all"] = {metric: _macro(by_source, names, metric) for metric in per_photo}
     summary["by_source"] = by_source
     summary["pooled"] = {m: _summary(np.asarray(v, dtype=np.float64)) for m, v in per_photo.items()}
     return summary
 
 
+def restate_headline(report: dict, exclude_from_headline=FACE_CROP_SOURCES) -> dict:
+    """A stored report with its figures restated as the headline over the sources not in
+    `exclude_from_headline`, from each result's per-source means (reports from before the headline
+    averaged every source). `psnr_gain` and suggestion rates keep no per-source figures and are dropped."""
+    headline = headline_sources(report["sources"], exclude_from_headline)
+    restated = {**report, "headline_sources": headline,
+                "excluded_from_headline": [name for name in report["sources"] if name not in headline]}
+    restated.pop("suggestions", None)
+    results = []
+    for result in report["results"]:
+        metrics = [key for key, value in result["by_source"][headline[0]].items() if isinstance(value, dict)]
+        names = sorted(result["by_source"])
+        changed = {key: value for key, value in result.items() if key != "psnr_gain"}
+        changed.update({metric: _macro(result["by_source"], headline, metric) for metric in metrics})
+        changed["macro_all"] = {metric: _macro(result["by_source"], names, metric) for metric in metrics}
+        results.append(changed)
+    restated["results"] = results
+    return restated
+
+
 def evaluate(
     paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
     progress: bool = True, sources: list[str] | None = None, gallery=None, variants: int = 4,
-    suggest_top: int = 0,
+    suggest_top: int = 0, exclude_from_headline=FACE_CROP_SOURCES,
 ) -> dict:
     """Run the protocol over `paths` (in the given order: index i seeds photo i's points).
 
     `sources` names each photo's source (default: all one source). Returns the report: `results` is a
     list of {method, points, global, n, psnr, ssim, ciede2000, colorfulness, colorfulness_gt, by_source,
-    pooled}, each metric as {mean, sem}, macro-averaged over sources; plus the protocol and timings.
+    pooled}, each metric as {mean, sem}, its headline the macro over the sources not in
+    `exclude_from_headline` (face crops; `macro_all` has every source); plus the protocol and timings.
     Every result but cunet's automatic colouring also gets `psnr_gain`: its per-photo PSNR minus the
     automatic colouring's on the same photo, macro {mean, sem} — the paired standard error, far smaller
     than the two means' own, which mostly measure how photos differ. The "variants" setting adds
@@ -324,23 +365,33 @@ def evaluate(
     for key, entry in scores.items():
         method, count, setting = key
         result = {"method": method, "points": count, "global": setting, "n": len(entry["psnr"])}
-        result.update(summarise_by_source(entry, sources))
+        result.update(summarise_by_source(entry, sources, exclude_from_headline))
         if automatic is not None and key != AUTOMATIC:  # every setting ran on every photo: pairs line up
             gains = np.subtract(entry["psnr"], automatic["psnr"])
-            result["psnr_gain"] = summarise_by_source({"psnr": gains}, sources)["psnr"]
+            result["psnr_gain"] = summarise_by_source({"psnr": gains}, sources, exclude_from_headline)["psnr"]
         results.append(result)
     counts = {name: sources.count(name) for name in sorted(set(sources))}
+    headline = headline_sources(counts, exclude_from_headline)
+    left_out = [name for name in counts if name not in headline]
+    if len(counts) == 1:
+        average = "mean over photos"
+    elif left_out:
+        average = f"macro over {len(headline)} sources, face crops ({', '.join(left_out)}) reported beside it"
+    else:
+        average = f"macro over {len(headline)} sources"
     extra = {}
     if hits:
         extra["suggestions"] = {"top": suggest_top, "positions": SUGGEST_POINTS, "source": suggestion_source,
-                                **summarise_by_source({"hit_rate": hits}, sources)}
+                                **summarise_by_source({"hit_rate": hits}, sources, exclude_from_headline)}
     return {
         "protocol": {"size": EVAL_SIZE, "resize": "PIL bicubic", "patch": PATCH, "points_rng": "default_rng(index)",
                      "globals": {name: GLOBALS[name].description for name in globals_},
                      "variants": variants if "variants" in globals_ else None},
         "photos": len(paths),
         "sources": counts,
-        "average": "macro over sources" if len(counts) > 1 else "mean over photos",
+        "headline_sources": headline,
+        "excluded_from_headline": left_out,
+        "average": average,
         "methods": methods,
         "points": points,
         "globals": globals_,
@@ -377,6 +428,11 @@ def _cell(result: dict | None, metric: str, digits: int = 2) -> str:
     return f"{result[metric]['mean']:.{digits}f} ± {result[metric]['sem']:.{digits}f}"
 
 
+def _all(result: dict, metric: str) -> float:
+    """The macro over every source (reports from before the headline left face crops out: the macro)."""
+    return result.get("macro_all", result)[metric]["mean"]
+
+
 def markdown_report(report: dict) -> str:
     """report.md: the Table-10-shaped summary, every result, and the paper's own Table 10."""
     results = report["results"]
@@ -387,6 +443,7 @@ def markdown_report(report: dict) -> str:
     rows = [("Predicted gray", "–", ("gray", 0, "none")), ("cunet", "automatic", ("cunet", 0, "none")),
             ("cunet", "+ global histogram", ("cunet", 0, "gt")),
             ("cunet", "+ retrieved histogram (gallery top-1)", ("cunet", 0, "retrieved")),
+            ("cunet", "+ predicted histogram (histogram head)", ("cunet", 0, "predicted")),
             ("cunet", f"best of {report['protocol'].get('variants')} gallery variants (oracle pick)",
              ("cunet", 0, "variants")),
             ("cunet", f"{local} points + global histogram", ("cunet", local, "gt")),
@@ -413,10 +470,16 @@ def markdown_report(report: dict) -> str:
                   f"{hit['positions']} patches per photo."]
     sources = report.get("sources", {})
     if len(sources) > 1:
-        lines += ["", f"Every figure above is the macro average over {len(sources)} sources (each weighs the same).",
+        headline = report.get("headline_sources", list(sources))
+        left_out = [name for name in sources if name not in headline]
+        lines += ["", f"Every figure above is the headline: the macro average over {len(headline)} sources "
+                  f"({', '.join(headline)}; each weighs the same)"
+                  + (f", leaving out the face crops ({', '.join(left_out)}), which are in their own column below."
+                     if left_out else "."),
                   "", "## By source (PSNR, dB; colourfulness)", "",
-                  "| setting | " + " | ".join(f"{name} ({n})" for name, n in sources.items()) + " | macro | pooled |",
-                  "|---|" + "---|" * (len(sources) + 2)]
+                  "| setting | " + " | ".join(f"{name} ({n})" for name, n in sources.items())
+                  + " | headline | macro, all sources | pooled |",
+                  "|---|" + "---|" * (len(sources) + 3)]
         seen = set()
         for name, control, key in rows + [("cunet", "50 points", ("cunet", 50, "none")),
                                           ("Levin et al.", "50 points", ("levin", 50, "none"))]:
@@ -426,14 +489,15 @@ def markdown_report(report: dict) -> str:
             seen.add(key)
             cells = [f"{result['by_source'][source]['psnr']['mean']:.2f}" for source in sources]
             lines.append(f"| {name}, {control} | " + " | ".join(cells)
-                         + f" | **{result['psnr']['mean']:.2f}** | {result['pooled']['psnr']['mean']:.2f} |")
+                         + f" | **{result['psnr']['mean']:.2f}** | {_all(result, 'psnr'):.2f} | "
+                         f"{result['pooled']['psnr']['mean']:.2f} |")
         automatic = _find(results, "cunet", 0, "none")
         if automatic is not None:
             for metric, label in (("colorfulness", "colourfulness, cunet automatic"),
                                   ("colorfulness_gt", "colourfulness, ground truth")):
                 cells = [f"{automatic['by_source'][source][metric]['mean']:.1f}" for source in sources]
                 lines.append(f"| {label} | " + " | ".join(cells) + f" | **{automatic[metric]['mean']:.1f}** | "
-                             f"{automatic['pooled'][metric]['mean']:.1f} |")
+                             f"{_all(automatic, metric):.1f} | {automatic['pooled'][metric]['mean']:.1f} |")
     lines += ["", "## Every result", "", "| method | global | points | n | PSNR (dB) | SSIM | ΔE00 | colourfulness |",
               "|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["method"], r["global"], r["points"])):

@@ -61,9 +61,15 @@ def content_features(model: CUNet, lightness: torch.Tensor) -> torch.Tensor:
 
 
 def model_fingerprint(model: CUNet) -> str:
-    """A short hash of a model's weights (as float32): which model a gallery's features belong to."""
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    """A short hash of a model's weights (as float32): which model a gallery's features belong to.
+
+    The histogram head is left out: it reads the bottleneck features and changes none of them, so a
+    gallery built with a model still serves it once a head is fitted (`cunet fit-histogram-head`)."""
+    config = {key: value for key, value in model.config.to_dict().items() if key != "histogram_head"}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
+        if name.startswith("histogram."):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

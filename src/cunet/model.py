@@ -29,6 +29,8 @@ class CUNetConfig:
         global_bins: length of the histogram in the global hint (the in-gamut bin count), 0 = no branch.
         distribution_head: also predict logits over the `global_bins` a*b* bins from conv10's features.
         propagated_hints: three more input channels, the points spread edge-aware over the photo.
+        histogram_head: also predict the whole photo's a*b* histogram (logits over the `global_bins`
+            bins) from conv4's features, before the global hint joins: an automatic global hint.
     """
 
     width: int = 64
@@ -37,6 +39,7 @@ class CUNetConfig:
     global_bins: int = 261
     distribution_head: bool = False
     propagated_hints: bool = False
+    histogram_head: bool = False
 
     @property
     def input_channels(self) -> int:
@@ -51,6 +54,8 @@ class CUNetConfig:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
         if self.distribution_head and self.global_bins < 1:
             raise ValueError("distribution_head needs global_bins > 0")
+        if self.histogram_head and self.global_bins < 1:
+            raise ValueError("histogram_head needs global_bins > 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +137,28 @@ class GlobalHintBranch(nn.Module):
         return self.layers(hint[:, :, None, None])
 
 
+class HistogramHead(nn.Module):
+    """conv4's features -> logits over the a*b* bins of the photo's own colour histogram.
+
+    The features are pooled over the photo (mean and standard deviation of each channel), so the
+    head sees what the photo shows, at any shape, and two small layers map that to a histogram:
+    what the photo's colours probably are, as a global hint the network already understands.
+    """
+
+    def __init__(self, channels: int, bins: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, bins))
+
+    @staticmethod
+    def pool(c4: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, 2C): each channel's mean and standard deviation over the photo."""
+        flat = c4.float().flatten(2)
+        return torch.cat([flat.mean(-1), flat.std(-1, correction=0)], dim=1)
+
+    def forward(self, c4: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.pool(c4))
+
+
 class CUNet(nn.Module):
     """The CU-net colouriser: 3 average-pool down-samplings, dilated bottleneck, 3 transposed up-samplings."""
 
@@ -153,6 +180,7 @@ class CUNet(nn.Module):
         self.out = nn.Conv2d(w, 2, 1)
         self.global_hint = GlobalHintBranch(config.global_bins + 3, 8 * w, config) if config.global_bins else None
         self.distribution = nn.Conv2d(w, config.global_bins, 1) if config.distribution_head else None
+        self.histogram = HistogramHead(8 * w, config.global_bins) if config.histogram_head else None
 
     @property
     def global_hint_size(self) -> int:
@@ -179,6 +207,12 @@ class CUNet(nn.Module):
         """conv4's output (B, 8w, H/8, W/8), before the global hint joins: what the network makes of
         the photo's content, used to find gallery photos of the same kind."""
         return self.encode(inputs)[3]
+
+    def predict_histogram(self, c4: torch.Tensor) -> torch.Tensor:
+        """conv4's features (B, 8w, h, w) -> the photo's predicted a*b* histogram (B, Q), summing to 1."""
+        if self.histogram is None:
+            raise ValueError("this model has no histogram head")
+        return torch.softmax(self.histogram(c4.to(self.histogram.layers[0].weight.dtype)).float(), dim=-1)
 
     def decode_features(
         self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor, c4: torch.Tensor,

@@ -4,8 +4,9 @@ over the a*b* bins), several data sources with sampling weights, AdamW, checkpoi
 Every random choice of step k (which photos, crops, flips, hints) comes from a generator seeded by
 (seed, k); so a run stopped at any checkpoint and resumed takes the very same steps as one that
 never stopped. Photos are drawn with each source's share set by `source_weights`, so that a large
-source (e.g. face crops) does not fill the batches; validation reports every source and their
-macro average, the figure that is not carried by the easiest source.
+source (e.g. face crops) does not fill the batches; validation reports every source and, as its
+headline, their macro average without the face-crop sources (`exclude_from_headline`), the figure
+that is not carried by the easiest source.
 
 One process or many, the same command:
 
@@ -24,6 +25,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from tqdm import tqdm
 
 from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
-from cunet.colorizer import check_decoding
+from cunet.colorizer import check_automatic_global, check_decoding
 from cunet import distributed
 from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sampling_probabilities
 from cunet.errors import CunetError
@@ -49,6 +51,7 @@ from cunet.hints import (
 from cunet.losses import ab_loss, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
 from cunet.model import CUNet, build_model
+from cunet.sources import FACE_CROP_SOURCES, headline_sources, macro_mean
 from cunet.train_config import TrainConfig
 
 LAST_CHECKPOINT = "last.safetensors"
@@ -123,12 +126,15 @@ def training_step(
 
 @torch.no_grad()
 def validate(
-    model: CUNet, squares8: torch.Tensor, sources: list[str], points: int, seed: int = 0, temperature: float = 0.38
+    model: CUNet, squares8: torch.Tensor, sources: list[str], points: int, seed: int = 0, temperature: float = 0.38,
+    exclude_from_headline: Sequence[str] = FACE_CROP_SOURCES,
 ) -> dict:
     """Validation on uint8 squares: PSNR (dB) gray (ab = 0), automatic, and with `points` 3x3 ground-truth
     points; colourfulness of the automatic output and of the truth; with a distribution head, also
-    its annealed-mean decoding. Each figure is the macro average over `sources` (one label per
-    square: every source weighs the same), and `by_source` holds each source's own means.
+    its annealed-mean decoding. Each figure is the headline: the macro average over the sources
+    (one label per square, every source weighing the same) not in `exclude_from_headline` (face
+    crops), named in `headline_sources`; `macro_all` averages every source, and `by_source` holds
+    each source's own means.
     """
     was_training = model.training
     model.eval()
@@ -164,8 +170,10 @@ def validate(
         source: {key: float(values[torch.from_numpy(labels == source)].float().mean()) for key, values in per_photo.items()}
         for source in sorted(set(sources))
     }
-    macro = {key: float(np.mean([scores[key] for scores in by_source.values()])) for key in per_photo}
-    return {**macro, "by_source": by_source}
+    headline = headline_sources(by_source, exclude_from_headline)
+    macro = {key: macro_mean({s: scores[key] for s, scores in by_source.items()}, headline) for key in per_photo}
+    macro_all = {key: macro_mean({s: scores[key] for s, scores in by_source.items()}, by_source) for key in per_photo}
+    return {**macro, "headline_sources": headline, "macro_all": macro_all, "by_source": by_source}
 
 
 class _Log:
@@ -307,10 +315,10 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
             if step % (config.val_every or steps_per_epoch) == 0 or step in (config.steps, last_step):
                 if val_squares is not None:
                     scores = validate(model, val_squares, val_sources, config.val_points, config.seed,
-                                      config.annealed_temperature)
+                                      config.annealed_temperature, config.exclude_from_headline)
                     log.write(event="val", step=step, epoch=epoch, train_seconds=seconds, **scores)
-                    bar.write(f"step {step}: val macro " + ", ".join(
-                        f"{k} {v:.2f}" for k, v in scores.items() if k != "by_source"))
+                    bar.write(f"step {step}: val headline " + ", ".join(
+                        f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float)))
             if step % config.checkpoint_every == 0 or step == last_step:
                 save(step)
     except KeyboardInterrupt:
@@ -333,18 +341,24 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
 
 def export_weights(
     checkpoint: Path, out: Path, half: bool = True, decode: str = "regression", temperature: float = 0.38,
-    blend: float = 0.5,
+    blend: float = 0.5, automatic_global: str = "none",
 ) -> None:
     """Checkpoint -> shippable weights file with the training facts a model card needs, and how
-    `Colorizer` should decode the model's output by default (a choice measured on val photos)."""
+    `Colorizer` should decode the model's output and which global hint automatic colouring takes
+    (choices measured on val photos). A weights file in keeps its facts and gets the new choices."""
     model, metadata = load_model(checkpoint)
     check_decoding(decode, temperature, blend, model.distribution is not None)
-    train_config = metadata["extra"].get("train_config", {})
-    info = {
-        "steps": metadata["step"],
-        "train_seconds": metadata["extra"].get("train_seconds"),
-        "working_size": train_config.get("crop", 128),
-        "decode": {"method": decode, "temperature": temperature, "blend": blend},
-        "train_config": train_config,
-    }
+    check_automatic_global(automatic_global, model.histogram is not None)
+    if metadata.get("kind") == "checkpoint":
+        train_config = metadata["extra"].get("train_config", {})
+        info = {
+            "steps": metadata["step"],
+            "train_seconds": metadata["extra"].get("train_seconds"),
+            "working_size": train_config.get("crop", 128),
+            "train_config": train_config,
+        }
+    else:
+        info = dict(metadata.get("info", {}))
+    info["decode"] = {"method": decode, "temperature": temperature, "blend": blend}
+    info["automatic_global"] = automatic_global
     save_weights(out, model, info, half=half)

@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from cunet.errors import CunetError
+from cunet.sources import FACE_CROP_SOURCES
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
 
@@ -113,6 +114,9 @@ class TrainConfig:
     val_limit: int = 128  # validation photos per source, spread over its val split
     val_every: int | None = None  # steps between validations; None = once an epoch
     val_points: int = 10
+    # Sources left out of validation's headline macro (face crops gain far more than anything else);
+    # they keep their own rows in the log.
+    exclude_from_headline: list[str] = field(default_factory=lambda: list(FACE_CROP_SOURCES))
     init_from: str | None = None  # weights to start a fresh run from (fine-tuning); ignored when resuming
     hints: HintSimulation = field(default_factory=HintSimulation)
 
@@ -126,6 +130,8 @@ class TrainConfig:
         if not isinstance(self.data, (str, list)) or (isinstance(self.data, list) and
                                                        not all(isinstance(d, str) for d in self.data)):
             raise CunetError("data must be a path or a list of paths")
+        _require(isinstance(self.exclude_from_headline, list) and all(isinstance(s, str) for s in self.exclude_from_headline),
+                 "exclude_from_headline must be a list of source names")
         if not isinstance(self.source_weights, dict) or not all(
                 isinstance(w, numbers.Real) and not isinstance(w, bool) for w in self.source_weights.values()):
             raise CunetError("source_weights must be a table of source = weight")
