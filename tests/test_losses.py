@@ -4,7 +4,7 @@ import torch
 
 from cunet.color import normalize_ab, rgb_to_lab
 from cunet.gamut import num_bins, quantize_ab
-from cunet.losses import ab_loss, class_weights, rebalanced_cross_entropy
+from cunet.losses import ab_loss, chroma_deficit, class_weights, rebalanced_cross_entropy
 
 
 def test_ab_loss_is_huber_or_l2_in_ab_units():
@@ -15,6 +15,22 @@ def test_ab_loss_is_huber_or_l2_in_ab_units():
     assert float(ab_loss(predicted, target, "l2")) == pytest.approx((4 + 100) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="loss must be one of"):
         ab_loss(predicted, target, "l1")
+
+
+def test_the_chroma_deficit_is_how_much_less_colourful_each_photo_came_out():
+    truth = torch.zeros(2, 2, 1, 2)
+    truth[0, 0] = 30.0  # photo 0: chroma 30 at both pixels; photo 1: gray
+    assert float(chroma_deficit(normalize_ab(torch.zeros(2, 2, 1, 2)), truth)) == pytest.approx(15.0, rel=1e-5)
+    vivid = normalize_ab(torch.full((2, 2, 1, 2), 40.0))  # chroma 40 * sqrt(2) everywhere: no deficit at all
+    assert float(chroma_deficit(vivid, truth)) == 0.0
+
+
+def test_the_chroma_deficit_pushes_a_dull_prediction_towards_more_colour():
+    truth = torch.zeros(1, 2, 4, 4)
+    truth[:, 1] = 50.0
+    dull = normalize_ab(torch.full((1, 2, 4, 4), 5.0)).requires_grad_()
+    chroma_deficit(dull, truth).backward()
+    assert (dull.grad < 0).all()  # descending the gradient raises both a* and b*, so chroma grows
 
 
 def test_rebalanced_cross_entropy_weighs_each_pixel_by_its_bins_weight():

@@ -14,7 +14,7 @@ from cunet.hints import ground_truth_points
 from cunet.metrics import psnr
 from cunet.train_config import TrainConfig
 
-V3_TRIALS = Path(__file__).parents[1] / "configs" / "v3" / "trials"
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def test_the_people_manifest_has_its_fixed_split(shared_data):
@@ -28,9 +28,9 @@ def test_the_scenes_manifest_has_its_fixed_split_and_four_sources(shared_data):
     assert {label for _, label in labelled} == {"sun", "intel", "pacs", "camvid"}
 
 
-@pytest.mark.parametrize("name", ["w16", "w24", "w32", "w16warm"])
+@pytest.mark.parametrize("name", ["v3", "v3/trials/w16", "v3/trials/w24", "v3/trials/w32", "v3/trials/w16warm"])
 def test_the_v3_data_mix_gives_people_and_places_about_half_the_draws_each(shared_data, name):
-    config = TrainConfig.from_toml(V3_TRIALS / f"{name}.toml")
+    config = TrainConfig.from_toml(CONFIGS / f"{name}.toml")
     labels = [label for data in config.data_sources
               for _, label in list_labelled_photos(shared_data / Path(data).parent.name, "train")]
     probabilities = sampling_probabilities(labels, config.source_weights)

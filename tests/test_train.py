@@ -136,6 +136,24 @@ def test_a_fresh_run_can_start_from_exported_weights(photo_folder, tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_a_lost_checkpoints_stage_export_continues_the_schedule_at_its_step(photo_folder, tmp_path):
+    first = train(tiny_config(photo_folder, tmp_path / "first", steps=3), progress=False)
+    export_weights(first, tmp_path / "stage1.safetensors")
+    config = tiny_config(photo_folder, tmp_path / "second", steps=5, init_from=str(tmp_path / "stage1.safetensors"),
+                         init_continues=True)
+    model = build_model(config.model_config())
+    step, seconds = restore(model, torch.optim.AdamW(model.parameters()), config, tmp_path / "second" / LAST_CHECKPOINT)
+    assert step == 3 and seconds > 0
+    train(config, progress=False)
+    trains = [r for r in read_log(tmp_path / "second" / LOG_FILE) if r["event"] == "train"]
+    assert [r["step"] for r in trains] == [4, 5]
+
+
+def test_continuing_needs_weights_to_continue_from():
+    with pytest.raises(CunetError, match="init_continues needs init_from"):
+        TrainConfig(init_continues=True)
+
+
 def test_starting_from_weights_of_another_shape_is_a_clear_error(photo_folder, tmp_path):
     first = train(tiny_config(photo_folder, tmp_path / "first", steps=1), progress=False)
     export_weights(first, tmp_path / "w.safetensors")
@@ -213,6 +231,12 @@ def test_validation_headlines_the_macro_without_face_crops_and_keeps_every_sourc
         assert last[key] == pytest.approx(last["by_source"]["street"][key])
         assert last["macro_all"][key] == pytest.approx(
             (last["by_source"]["faces"][key] + last["by_source"]["street"][key]) / 2)
+
+
+def test_a_run_with_the_chroma_term_trains_and_logs(photo_folder, tmp_path):
+    train(tiny_config(photo_folder, tmp_path / "run", chroma_weight=0.5), progress=False)
+    records = read_log(tmp_path / "run" / LOG_FILE)
+    assert records[0]["config"]["chroma_weight"] == 0.5 and records[-1]["event"] == "val"
 
 
 def test_training_stops_on_its_time_budget_and_validates_there(photo_folder, tmp_path):

@@ -1,5 +1,5 @@
-"""The training objective: a per-pixel regression loss on a*b*, and the class-rebalanced
-cross-entropy of the distribution head with the prior it is rebalanced by. Pure functions: the
+"""The training objective: a per-pixel regression loss on a*b*, an optional chroma-deficit term, and
+the class-rebalanced cross-entropy of the distribution head with the prior it is rebalanced by. Pure functions: the
 trainer wraps them, the model knows nothing of them.
 """
 
@@ -24,6 +24,18 @@ def ab_loss(predicted: torch.Tensor, target_ab: torch.Tensor, kind: str = "huber
     if kind == "huber":
         return F.huber_loss(predicted_ab, target_ab, delta=delta)
     return F.mse_loss(predicted_ab, target_ab)
+
+
+def chroma_deficit(predicted: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
+    """How much less colourful each photo came out than it is: mean over the batch of
+    max(0, mean true chroma - mean predicted chroma), in a*b* units (network a*b* normalised as in
+    `ab_loss`). A per-pixel loss is minimised by the average of the plausible colours, and that
+    average of a red and a blue shirt is gray; this term only asks each photo for its true amount
+    of colour (never less), and leaves where that colour goes to the per-pixel loss."""
+    predicted_ab = denormalize_ab(predicted.float())
+    predicted_chroma = torch.linalg.vector_norm(predicted_ab, dim=1).flatten(1).mean(1)
+    true_chroma = torch.linalg.vector_norm(target_ab.float(), dim=1).flatten(1).mean(1)
+    return F.relu(true_chroma - predicted_chroma).mean()
 
 
 def class_weights(

@@ -48,7 +48,7 @@ from cunet.hints import (
     simulate_global_hints,
     simulate_point_hints,
 )
-from cunet.losses import ab_loss, class_weights, rebalanced_cross_entropy
+from cunet.losses import ab_loss, chroma_deficit, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
 from cunet.model import CUNet, build_model
 from cunet.sources import FACE_CROP_SOURCES, headline_sources, macro_mean
@@ -114,6 +114,8 @@ def training_step(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         predicted, logits = model(inputs, global_hints, pixels)
     loss = ab_loss(predicted, ab, config.loss, config.huber_delta)
+    if config.chroma_weight > 0:
+        loss = loss + config.chroma_weight * chroma_deficit(predicted, ab)
     if logits is not None and pixels is not None:
         weights = bin_weights if bin_weights is not None else torch.ones(num_bins())
         sampled_ab = ab.flatten(2)[:, :, pixels][..., None]  # (B, 2, N, 1), as quantize_ab wants (*, 2, H, W)
@@ -201,10 +203,15 @@ def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig,
         metadata = load_checkpoint(checkpoint, model, optimizer)
         return metadata["step"], metadata["extra"].get("train_seconds", 0.0)
     if config.init_from:
-        start_model, _ = load_model(Path(config.init_from))
+        start_model, metadata = load_model(Path(config.init_from))
         if start_model.config != model.config:
             raise CunetError(f"{config.init_from}: its model config {start_model.config} differs from this run's")
         model.load_state_dict(start_model.state_dict())
+        if config.init_continues:
+            info = metadata.get("info", {})
+            if not isinstance(info.get("steps"), int):
+                raise CunetError(f"{config.init_from}: no step count stored, so init_continues cannot go on from it")
+            return info["steps"], float(info.get("train_seconds") or 0.0)
     return 0, 0.0
 
 

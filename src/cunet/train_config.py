@@ -72,7 +72,7 @@ class HintSimulation:
 
 
 _POSITIVE = ("crop", "cache_short_side", "batch_size", "steps", "checkpoint_every", "log_every", "lr", "huber_delta")
-_AT_LEAST_ZERO = ("warmup_steps", "weight_decay", "ce_weight", "prior_sigma", "threads", "val_limit", "val_points")
+_AT_LEAST_ZERO = ("warmup_steps", "weight_decay", "ce_weight", "chroma_weight", "prior_sigma", "threads", "val_limit", "val_points")
 
 
 @dataclass
@@ -101,6 +101,7 @@ class TrainConfig:
     loss: str = "huber"
     huber_delta: float = 6.0
     ce_weight: float = 0.0
+    chroma_weight: float = 0.0  # x the chroma deficit (`losses.chroma_deficit`): photos no less colourful than true
     rebalance_mix: float = 0.5  # lambda of Zhang et al. 2016: prior mixed with uniform; 1 = no rebalancing
     prior_sigma: float = 5.0  # Gaussian smoothing of the empirical a*b* prior, in a*b* units
     annealed_temperature: float = 0.38  # validation decodes the distribution head this way too
@@ -118,6 +119,9 @@ class TrainConfig:
     # they keep their own rows in the log.
     exclude_from_headline: list[str] = field(default_factory=lambda: list(FACE_CROP_SOURCES))
     init_from: str | None = None  # weights to start a fresh run from (fine-tuning); ignored when resuming
+    # init_from is an earlier stage of this very run (its export, when the checkpoint is lost): go on
+    # at its step and training time, so the schedule and --stop-after-minutes continue; AdamW restarts.
+    init_continues: bool = False
     hints: HintSimulation = field(default_factory=HintSimulation)
 
     def __post_init__(self) -> None:
@@ -150,6 +154,7 @@ class TrainConfig:
         _require(0 <= self.rebalance_mix <= 1, "rebalance_mix must lie in [0, 1]")
         _require(0 < self.annealed_temperature <= 1, "annealed_temperature must lie in (0, 1]")
         _require(self.ce_weight == 0 or self.distribution_head, "ce_weight > 0 needs distribution_head = true")
+        _require(not self.init_continues or self.init_from, "init_continues needs init_from")
         _require(self.loss in ("huber", "l2"), f"loss must be 'huber' or 'l2', got {self.loss!r}")
         _require(self.precision in ("auto", "bf16", "fp32"), f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
