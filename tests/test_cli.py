@@ -289,3 +289,35 @@ def test_a_decoding_the_model_cannot_give_is_one_line_and_exit_2(monkeypatch, ca
                        "--decode", "annealed")
     assert_one_line_error(code, err, "needs a model with a distribution head")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_fit_histogram_head_then_colorize_with_the_predicted_hint(monkeypatch, capsys, tiny_model_file, gray_photo,
+                                                                  tmp_path):
+    from tests.test_histogram_head import two_kinds_folder
+
+    manifest = two_kinds_folder(tmp_path / "kinds", size=72)  # the tiny model works at 64
+    code, out, err = run(monkeypatch, capsys, "fit-histogram-head", tiny_model_file, "--data", manifest,
+                         "-o", tmp_path / "headed.safetensors", "--epochs", "5", "--automatic-global", "predicted")
+    assert code == 0, err
+    assert "cross-entropy train" in out and "val" in out and "wrote" in out
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--model", tmp_path / "headed.safetensors",
+                       "-o", tmp_path / "auto.png")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--model", tmp_path / "headed.safetensors",
+                       "--global", "none", "-o", tmp_path / "plain.png")
+    assert code == 0, err
+    assert (tmp_path / "auto.png").is_file() and (tmp_path / "plain.png").is_file()
+
+
+def test_colorize_with_a_predicted_hint_from_a_model_without_a_histogram_head_is_a_one_line_error(
+        monkeypatch, capsys, tiny_model_file, gray_photo, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "--model", tiny_model_file, "--global", "predicted",
+                       "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, "needs a model with a histogram head")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_fit_histogram_head_wants_a_safetensors_name(monkeypatch, capsys, tiny_model_file, photo_folder, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "fit-histogram-head", tiny_model_file, "--data",
+                       photo_folder / "manifest.csv", "-o", tmp_path / "head.pt")
+    assert_one_line_error(code, err, "weights files end in .safetensors")

@@ -145,3 +145,30 @@ def test_batch_colouring_with_the_predicted_hint_equals_colouring_one_by_one(tin
     for prepared, ab in zip(photos, batched):
         alone = colorizer.predict_ab(colorizer.prepare(prepared.photo))
         assert torch.allclose(ab, alone, atol=1e-4)
+
+
+def test_a_lower_histogram_temperature_keeps_the_likeliest_colours():
+    from cunet.colorizer import sharpened
+
+    histogram = torch.tensor([0.5, 0.3, 0.2])
+    assert torch.equal(sharpened(histogram, 1.0), histogram)
+    sharp = sharpened(histogram, 0.5)
+    assert torch.allclose(sharp, torch.tensor([0.25, 0.09, 0.04]) / 0.38)
+    assert float(sharp.sum()) == pytest.approx(1.0)
+
+
+def test_the_stored_histogram_temperature_sharpens_the_predicted_hint(tiny_model_file, astronaut, tmp_path):
+    from cunet.checkpoint import save_weights
+    from cunet.colorizer import sharpened
+    from cunet.train import export_weights
+
+    model = with_histogram_head(Colorizer.from_pretrained(tiny_model_file).model)
+    save_weights(tmp_path / "h.safetensors", model, {"working_size": 64})
+    export_weights(tmp_path / "h.safetensors", tmp_path / "sharp.safetensors", automatic_global="predicted",
+                   histogram_temperature=0.5)
+    sharp = Colorizer.from_pretrained(tmp_path / "sharp.safetensors")
+    plain = Colorizer.from_pretrained(tmp_path / "sharp.safetensors", histogram_temperature=1.0)
+    assert sharp.histogram_temperature == 0.5
+    assert torch.allclose(sharp.predicted_histogram(astronaut), sharpened(plain.predicted_histogram(astronaut), 0.5))
+    with pytest.raises(CunetError, match="histogram temperature must lie in"):
+        Colorizer.from_pretrained(tmp_path / "sharp.safetensors", histogram_temperature=0.0)

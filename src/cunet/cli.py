@@ -291,6 +291,8 @@ def export(
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
     automatic_global: Annotated[str, typer.Option(help=(
         "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."))] = "none",
+    histogram_temperature: Annotated[float, typer.Option(help=(
+        "Sharpening of the predicted histogram stored with the weights: p^(1/T); 1 = as predicted."))] = 1.0,
     onnx: Annotated[bool, typer.Option("--onnx", help=(
         "Write the whole network as an ONNX graph (for ONNX Runtime and other tools; its metadata says how "
         "to feed it) instead of a weights file."))] = False,
@@ -320,7 +322,7 @@ def export(
         raise CunetError(f"{out}: weights files end in .safetensors")
     prepare_output_folder(out.parent)
     export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend,
-                   automatic_global=automatic_global)
+                   automatic_global=automatic_global, histogram_temperature=histogram_temperature)
     typer.echo(f"wrote {out}")
 
 
@@ -398,6 +400,9 @@ def evaluate(
     automatic_global: Annotated[Optional[str], typer.Option(help=_with_default(
         "The global hint of cunet's automatic colouring (the 'none' setting): none or predicted.",
         "the model's measured choice"))] = None,
+    histogram_temperature: Annotated[Optional[float], typer.Option(help=_with_default(
+        "Sharpening of the predicted histogram (the 'predicted' setting and a predicted automatic hint): "
+        "p^(1/T), T in [0.05, 1].", "the model's stored one"))] = None,
     exclude_from_headline: Annotated[str, typer.Option(
         help="Sources (comma-separated) reported in their own rows but left out of the headline macro: face crops "
         "gain far more than anything else. '' keeps every source in it.")] = ",".join(FACE_CROP_SOURCES),
@@ -410,7 +415,8 @@ def evaluate(
     method_list = _split_list(methods)
     paths, sources = evaluation_set(data, split, limit, by_source)
     prepare_output_folder(out)
-    colorizer = (Colorizer.from_pretrained(model, decode=decode, automatic_global=automatic_global)
+    colorizer = (Colorizer.from_pretrained(model, decode=decode, automatic_global=automatic_global,
+                                           histogram_temperature=histogram_temperature)
                  if "cunet" in method_list else None)
     globals_ = _split_list(global_)
     chosen_gallery = _load_gallery(gallery) if {"retrieved", "variants"} & set(globals_) and colorizer else None
@@ -421,6 +427,7 @@ def evaluate(
     if colorizer is not None:
         report["decode"] = colorizer.decode
         report["automatic_global"] = colorizer.automatic_global
+        report["histogram_temperature"] = colorizer.histogram_temperature
     write_report(report, out)
     typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'psnr_vs_points.png'}")
 

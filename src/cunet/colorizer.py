@@ -75,13 +75,24 @@ def check_decoding(decode: str, temperature: float, blend: float, has_head: bool
         raise CunetError("temperature must lie in (0, 1] and blend in [0, 1]")
 
 
-def check_automatic_global(setting: str, has_head: bool) -> None:
+def check_automatic_global(setting: str, has_head: bool, temperature: float = 1.0) -> None:
     """The one rule for the automatic global hint: `Colorizer` applies it, and export before storing it."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.05 <= temperature <= 1:
+        raise CunetError(f"histogram temperature must lie in [0.05, 1], got {temperature!r}")
     if setting not in AUTOMATIC_GLOBALS:
         raise CunetError(f"automatic global hint must be one of {', '.join(AUTOMATIC_GLOBALS)}, got {setting!r}")
     if setting == "predicted" and not has_head:
         raise CunetError("automatic global hint 'predicted' needs a model with a histogram head "
                          "(cunet fit-histogram-head adds one)")
+
+
+def sharpened(histogram: torch.Tensor, temperature: float) -> torch.Tensor:
+    """p^(1/T) renormalised (T = 1: unchanged): a predicted histogram is the mean of the plausible
+    ones, broader than any photo's own; a lower T keeps its likeliest colours."""
+    if temperature == 1:
+        return histogram
+    powered = torch.exp((histogram.clamp_min(1e-30).log() - histogram.max().log()) / temperature)
+    return powered / powered.sum()
 
 
 def bundled_weights() -> Path:
@@ -177,10 +188,11 @@ class Colorizer:
     blend: float = 0.5  # share of the annealed mean in "blend"
     backend: str = "auto"  # how the network runs: cunet.runtime.BACKENDS
     automatic_global: str = "none"  # or "predicted" (needs a histogram head): AUTOMATIC_GLOBALS
+    histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
-        check_automatic_global(self.automatic_global, self.model.histogram is not None)
+        check_automatic_global(self.automatic_global, self.model.histogram is not None, self.histogram_temperature)
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
         self._runtime = None
@@ -191,7 +203,7 @@ class Colorizer:
     @classmethod
     def from_pretrained(
         cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None,
-        backend: str = "auto", automatic_global: str | None = None,
+        backend: str = "auto", automatic_global: str | None = None, histogram_temperature: float | None = None,
     ) -> Colorizer:
         """The bundled default model (path None) or a weights/checkpoint file. `decode` and
         `automatic_global` default to the choices stored with the weights (measured when they were
@@ -205,7 +217,9 @@ class Colorizer:
         stored = info.get("decode", {})
         return cls(model, working_size or int(info.get("working_size", 128)), info,
                    decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
-                   float(stored.get("blend", 0.5)), backend, automatic_global or info.get("automatic_global", "none"))
+                   float(stored.get("blend", 0.5)), backend, automatic_global or info.get("automatic_global", "none"),
+                   float(info.get("histogram_temperature", 1.0) if histogram_temperature is None
+                         else histogram_temperature))
 
     @property
     def runtime(self):
@@ -384,8 +398,8 @@ class Colorizer:
     @torch.no_grad()
     def predicted_histogram(self, image: ImageInput | PreparedPhoto, size: int | None = None) -> torch.Tensor:
         """The photo's own a*b* histogram (Q,) over the in-gamut bins as the histogram head predicts
-        it from L* alone (no points: a point added later must not change the whole photo's palette).
-        Computed once per photo and working size."""
+        it from L* alone (no points: a point added later must not change the whole photo's palette),
+        sharpened by `histogram_temperature`. Computed once per photo and working size."""
         if self.model.histogram is None:
             raise CunetError("this model has no histogram head (cunet fit-histogram-head adds one)")
         prepared = self.prepare(image)
@@ -398,7 +412,7 @@ class Colorizer:
             head = self.model.histogram.layers[0].weight
             c4 = torch.as_tensor(features[3]).to(head.device)
             prepared._predicted[key] = self.model.predict_histogram(c4)[0].cpu()
-        return prepared._predicted[key]
+        return sharpened(prepared._predicted[key], self.histogram_temperature)
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the

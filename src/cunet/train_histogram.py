@@ -68,15 +68,22 @@ def _labelled(data: list[str], split: str) -> list[tuple[Path, str]]:
 
 def fit_histogram_head(
     weights: Path, data: list[str], out: Path, *, crops_per_photo: int = 2, epochs: int = 40, lr: float = 1e-3,
-    crop: int = 128, cache_short_side: int = 144, seed: int = 0, progress: bool = True,
+    crop: int | None = None, cache_short_side: int | None = None, seed: int = 0, progress: bool = True,
 ) -> dict:
     """Fit a histogram head on `weights`' frozen trunk over the train split of `data`, check it on the
-    val split, and write the model with the head to `out` (its stored settings kept). Returns the
-    fit's report: cross-entropy (nats) on train and val, against a constant guess (the train photos'
-    mean histogram), per val source too."""
+    val split, and write the model with the head to `out` (its stored settings kept). Crops are
+    `crop`² (default: the model's working size) of photos shrunk to `cache_short_side` (default
+    9/8 of the crop), as in training. Returns the fit's report: cross-entropy (nats) on train and
+    val, against a constant guess (the train photos' mean histogram), per val source too."""
     if crops_per_photo < 1 or epochs < 1 or not 0 < lr < 1:
         raise CunetError("need crops_per_photo >= 1, epochs >= 1 and 0 < lr < 1")
     base, metadata = load_model(weights)
+    if crop is None:
+        info = metadata.get("info", {})
+        if metadata.get("kind") == "checkpoint":
+            info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128)}
+        crop = max(16, int(info.get("working_size", 128)) // 8 * 8)
+    cache_short_side = cache_short_side or crop * 9 // 8
     model = with_histogram_head(base)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
