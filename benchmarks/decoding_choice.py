@@ -70,11 +70,14 @@ def main() -> None:
     parser.add_argument("--decodes", default=DECODINGS, help="comma-separated: regression, blend:SHARE[@T], annealed:T")
     parser.add_argument("--vivid", type=float, default=0.8, help="colourfulness bar, as a share of the truth's")
     parser.add_argument("--limit", type=int, default=None, help="first N photos of each source")
+    parser.add_argument("--automatic-global", default=None, help="none or predicted (default: the model's own)")
+    parser.add_argument("--histogram-temperature", type=float, default=None, help="of a predicted hint")
     parser.add_argument("--exclude-from-headline", default=",".join(FACE_CROP_SOURCES))
     parser.add_argument("--out", default="benchmarks/results/decoding_choice.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    colorizer = Colorizer.from_pretrained(args.model)
+    colorizer = Colorizer.from_pretrained(args.model, automatic_global=args.automatic_global,
+                                          histogram_temperature=args.histogram_temperature)
     if colorizer.model.distribution is None:
         parser.error("this model has no distribution head: it has one decoding only")
     decodings = [parse_decoding(text, colorizer.temperature) for text in args.decodes.split(",")]
@@ -104,6 +107,8 @@ def main() -> None:
               f"{s['colorfulness']['mean'] / s['colorfulness_gt']['mean']:>9.2f}")
     print(f"chosen: {chosen} ({why})")
     text = json.dumps({"model": args.model or "bundled default", "data": args.data, "photos": len(paths),
+                       "automatic_global": colorizer.automatic_global,
+                       "histogram_temperature": colorizer.histogram_temperature,
                        "vivid": args.vivid, "chosen": chosen, "why": why, "decodings": summaries}, indent=2)
     write_atomic(Path(args.out), lambda handle: handle.write(text.encode() + b"\n"))
     print(f"wrote {args.out}")

@@ -218,3 +218,19 @@ def test_a_model_whose_global_hint_has_other_bins_is_refused(tmp_path):
     save_weights(path, CUNet(CUNetConfig(width=4, activation="relu", global_bins=313)).eval(), {"working_size": 64})
     with pytest.raises(CunetError, match="global hint has 313 bins; cunet's a\\*b\\* gamut has 261"):
         Colorizer.from_pretrained(path)
+
+
+def test_every_decoding_from_one_network_pass_equals_that_decoding_alone(head_model_file, astronaut):
+    from dataclasses import replace
+
+    colorizer = Colorizer.from_pretrained(head_model_file)
+    decodings = [("regression", 0.38, 0.0), ("annealed", 0.2, 1.0), ("blend", 0.5, 0.75)]
+    together = colorizer.predict_ab_decodings(astronaut, decodings)
+    for (decode, temperature, blend), ab in zip(decodings, together):
+        alone = replace(colorizer, decode=decode, temperature=temperature, blend=blend).predict_ab(astronaut)
+        assert torch.allclose(ab, alone, atol=1e-5)
+
+
+def test_a_decoding_the_model_cannot_do_is_refused_before_the_network_runs(tiny_model_file, astronaut):
+    with pytest.raises(CunetError, match="needs a model with a distribution head"):
+        Colorizer.from_pretrained(tiny_model_file).predict_ab_decodings(astronaut, [("annealed", 0.38, 1.0)])
