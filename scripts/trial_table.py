@@ -94,7 +94,7 @@ def markdown(arms: list[dict], chosen: str | None = None, why: str = "", setting
     lines += ["", f"Best headline automatic: **{best['auto']}**; best headline {points}: **{best[points]}**."]
     if chosen:
         lines += ["", f"Chosen for the long run: **{chosen}**. {why}".rstrip()]
-    lines += ["", "![validation curves](trials.png)"]
+    lines += ["", f"![validation curves]({Path(out).name}.png)"]
     return "\n".join(lines) + "\n"
 
 

@@ -251,3 +251,24 @@ def test_training_stops_on_its_time_budget_and_validates_there(photo_folder, tmp
 def test_inconsistent_training_options_are_refused_before_any_work(changes, message):
     with pytest.raises(CunetError, match=message):
         TrainConfig(**{"data": "x.csv", **changes})
+
+
+def test_a_checkpoint_written_before_a_model_option_existed_still_resumes(photo_folder, tmp_path):
+    from cunet.checkpoint import read_tensors, write_tensors
+
+    checkpoint = train(tiny_config(photo_folder, tmp_path / "run", steps=2), progress=False)
+    tensors, metadata = read_tensors(checkpoint)
+    del metadata["model_config"]["histogram_head"]  # as checkpoints were written before the histogram head
+    write_tensors(checkpoint, tensors, metadata)
+    train(tiny_config(photo_folder, tmp_path / "run", steps=4), progress=False)
+    assert [r["step"] for r in read_log(tmp_path / "run" / LOG_FILE) if r["event"] == "train"][-1] == 4
+
+
+def test_stopping_after_no_steps_validates_the_weights_it_starts_from(photo_folder, tmp_path):
+    first = train(tiny_config(photo_folder, tmp_path / "first", steps=2), progress=False)
+    export_weights(first, tmp_path / "w.safetensors")
+    train(tiny_config(photo_folder, tmp_path / "look", stop_after=0, init_from=str(tmp_path / "w.safetensors")),
+          progress=False)
+    records = read_log(tmp_path / "look" / LOG_FILE)
+    assert [r["event"] for r in records] == ["start", "val"] and records[-1]["step"] == 0
+    assert (tmp_path / "look" / LAST_CHECKPOINT).is_file()

@@ -67,7 +67,11 @@ def load_checkpoint(path: Path, model: CUNet, optimizer: torch.optim.Optimizer) 
     tensors, metadata = read_tensors(path)
     if metadata.get("kind") != "checkpoint":
         raise CunetError(f"{path}: a weights file, not a training checkpoint")
-    if metadata["model_config"] != model.config.to_dict():
+    try:  # compared as configs: a field added since the checkpoint was written takes its default
+        same = CUNetConfig.from_dict(metadata["model_config"]) == model.config
+    except (KeyError, TypeError, ValueError):
+        same = False
+    if not same:
         raise CunetError(f"{path}: checkpoint model config {metadata['model_config']} differs from this run's")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict] = {}

@@ -289,9 +289,20 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
         nonlocal stop_requested
         stop_requested = True
 
+    def validate_and_log(epoch: int) -> None:
+        if val_squares is not None:
+            scores = validate(model, val_squares, val_sources, config.val_points, config.seed,
+                              config.annealed_temperature, config.exclude_from_headline)
+            log.write(event="val", step=step, epoch=epoch, train_seconds=seconds, **scores)
+            bar.write(f"step {step}: val headline " + ", ".join(
+                f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float)))
+
     previous_handler = signal.signal(signal.SIGTERM, request_stop)
     network.train()
     bar = tqdm(total=config.steps, initial=step, desc="training", unit="step", disable=not progress, dynamic_ncols=True)
+    if config.stop_after == 0:  # a look at the weights as they are: validate and checkpoint, train no further
+        validate_and_log(step // steps_per_epoch)
+        save(step)
     window_start, window_images, running = time.perf_counter(), 0, None
     try:
         while step < last_step and not stop_requested:
@@ -320,12 +331,7 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
                           images_per_s=rate, train_seconds=seconds)
                 window_start, window_images = time.perf_counter(), 0
             if step % (config.val_every or steps_per_epoch) == 0 or step in (config.steps, last_step):
-                if val_squares is not None:
-                    scores = validate(model, val_squares, val_sources, config.val_points, config.seed,
-                                      config.annealed_temperature, config.exclude_from_headline)
-                    log.write(event="val", step=step, epoch=epoch, train_seconds=seconds, **scores)
-                    bar.write(f"step {step}: val headline " + ", ".join(
-                        f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float)))
+                validate_and_log(epoch)
             if step % config.checkpoint_every == 0 or step == last_step:
                 save(step)
     except KeyboardInterrupt:
