@@ -31,7 +31,7 @@ def with_headline(record: dict, exclude: list[str]) -> dict:
     return {**record, **figures, "headline_sources": headline}
 
 
-def arm_summary(run: Path, exclude: list[str] = list(FACE_CROP_SOURCES)) -> dict:
+def arm_summary(run: Path, exclude: tuple[str, ...] | list[str] = FACE_CROP_SOURCES) -> dict:
     """A run folder or a log file -> the arm's name, config, validation records (headline figures)
     and speed."""
     log = run / LOG_FILE if run.is_dir() else run

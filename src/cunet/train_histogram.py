@@ -53,7 +53,8 @@ def with_histogram_head(model: CUNet) -> CUNet:
     fresh = CUNet(replace(model.config, histogram_head=True))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("histogram.")}
     missing, unexpected = fresh.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("histogram.") for k in missing)
+    if unexpected or not all(key.startswith("histogram.") for key in missing):
+        raise CunetError(f"cannot add a histogram head: weights {unexpected or missing} do not fit the model")
     return fresh.eval()
 
 
