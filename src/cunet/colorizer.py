@@ -320,9 +320,7 @@ class Colorizer:
             raise CunetError("predict_ab_batch needs photos of one working shape")
         features = self.runtime.encode(torch.cat(prepared_inputs))
         if self.automatic_global == "predicted" and not hints.points:  # the batch's encoding is the point-free one
-            histograms = self.model.predict_histogram(torch.as_tensor(features[3]).to(
-                self.model.histogram.layers[0].weight.device)).cpu()
-            for prepared, key, histogram in zip(photos, keys, histograms):
+            for prepared, key, histogram in zip(photos, keys, self._histograms_of(features)):
                 prepared._predicted.setdefault(key, histogram)
         global_hint = None
         if self.model.global_hint is not None:
@@ -409,10 +407,13 @@ class Colorizer:
                 features = prepared._encoded[1]
             else:
                 features = self.runtime.encode(self._network_input(prepared, key))
-            head = self.model.histogram.layers[0].weight
-            c4 = torch.as_tensor(features[3]).to(head.device)
-            prepared._predicted[key] = self.model.predict_histogram(c4)[0].cpu()
+            prepared._predicted[key] = self._histograms_of(features)[0]
         return sharpened(prepared._predicted[key], self.histogram_temperature)
+
+    def _histograms_of(self, features: tuple) -> torch.Tensor:
+        """The histogram head on an encoding's conv4 features (any runtime's) -> (B, Q) on the CPU."""
+        c4 = torch.as_tensor(features[3]).to(self.model.histogram.layers[0].weight.device)
+        return self.model.predict_histogram(c4).cpu()
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the

@@ -79,10 +79,10 @@ def fit_histogram_head(
     if crops_per_photo < 1 or epochs < 1 or not 0 < lr < 1:
         raise CunetError("need crops_per_photo >= 1, epochs >= 1 and 0 < lr < 1")
     base, metadata = load_model(weights)
+    info = dict(metadata.get("info", {}))
+    if metadata.get("kind") == "checkpoint":
+        info["working_size"] = metadata["extra"].get("train_config", {}).get("crop", 128)
     if crop is None:
-        info = metadata.get("info", {})
-        if metadata.get("kind") == "checkpoint":
-            info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128)}
         crop = max(16, int(info.get("working_size", 128)) // 8 * 8)
     cache_short_side = cache_short_side or crop * 9 // 8
     model = with_histogram_head(base)
@@ -158,9 +158,6 @@ def fit_histogram_head(
                          "constant": float(cross_entropy(constant.expand_as(val_y[labels == source]),
                                                          val_y[labels == source]))}
                 for source in sorted(set(val_sources))}
-    info = dict(metadata.get("info", {}))
-    if metadata.get("kind") == "checkpoint":
-        info.setdefault("working_size", metadata["extra"].get("train_config", {}).get("crop", crop))
     info["histogram_head"] = {**report, "data": [str(d) for d in data]}
     save_weights(out, model, info)
     return report
