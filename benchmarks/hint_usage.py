@@ -6,7 +6,7 @@ clicks a colour expects it there), and the error in rings of distance from the n
 Levin et al. wins at many points, this says whether cunet ignores its points or only spreads them worse.
 
     python benchmarks/hint_usage.py --model src/cunet/weights/default.safetensors --limit 16 \
-        --out benchmarks/results/hint_usage.json
+        --out benchmarks/results/hint_usage.json   [--upsample bilinear] [--no-point-fill]
 """
 
 from __future__ import annotations
@@ -61,12 +61,17 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--limit", type=int, default=16, help="first N val photos of each source")
     parser.add_argument("--points", default="10,50")
+    parser.add_argument("--upsample", default="guided", help="guided or bilinear")
+    parser.add_argument("--no-point-fill", action="store_true", help="the network's own answer to the points")
     parser.add_argument("--out", default="benchmarks/results/hint_usage.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     paths, _ = evaluation_set(args.data, "val", args.limit)
-    results = measure(Colorizer.from_pretrained(args.model), paths, [int(n) for n in args.points.split(",")])
-    text = json.dumps({"model": args.model or "bundled default", "photos": len(paths), "results": results}, indent=2)
+    colorizer = Colorizer.from_pretrained(args.model, upsample=args.upsample)
+    colorizer.point_fill = not args.no_point_fill
+    results = measure(colorizer, paths, [int(n) for n in args.points.split(",")])
+    text = json.dumps({"model": args.model or "bundled default", "photos": len(paths), "upsample": args.upsample,
+                       "point_fill": colorizer.point_fill, "results": results}, indent=2)
     write_atomic(Path(args.out), lambda handle: handle.write(text.encode() + b"\n"))
     print(f"{'method/points':<14}{'at points':>10}" + "".join(f"{a}-{b}px".rjust(10) for a, b in RINGS))
     for key, value in results.items():

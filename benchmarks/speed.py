@@ -49,11 +49,12 @@ from tqdm import tqdm
 from cunet.allocator import keep_freed_memory
 from cunet.batch import colorize_files
 from cunet.color import join_lab, rgb_to_lab
-from cunet.colorizer import Colorizer, working_shape
+from cunet.colorizer import Colorizer, PreparedPhoto, working_shape
 from cunet.hints import Hints, PointHint
-from cunet.io import load_photo, write_atomic
+from cunet.io import Photo, load_photo, write_atomic
 from cunet.join import join_full_resolution
 from cunet.runtime import BACKENDS, DEFAULT_BACKEND, onnx_available
+from cunet.upsample import guide_shape, guided_coefficients
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -177,10 +178,21 @@ def join_speed(sizes: list[int], repeats: int) -> dict:
             colour = join_lab(rgb_to_lab(whole)[:, :1], up)[0]
             return colour.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
+        def guided_field() -> torch.Tensor:  # what a one-shot colouring computes besides the join
+            prepared = PreparedPhoto(Photo(rgb, None))
+            return guided_coefficients(ab, prepared.lightness_at((128, 128)),
+                                       prepared.lightness_at(guide_shape((128, 128), (side, side))))
+
+        coefficients = guided_field()
         fused = statistics.median(timed(lambda: join_full_resolution(rgb, ab), repeats, 1))
+        guided = statistics.median(timed(lambda: join_full_resolution(rgb, coefficients), repeats, 1))
+        field = statistics.median(timed(guided_field, repeats, 1))
         baseline = statistics.median(timed(separate, max(1, repeats // 2), 1))
         results[f"{side}x{side}"] = {"fused_ms": round(fused * 1000, 1), "separate_passes_ms": round(baseline * 1000, 1),
-                                     "speedup": round(baseline / fused, 2)}
+                                     "speedup": round(baseline / fused, 2),
+                                     "guided_join_ms": round(guided * 1000, 1),
+                                     "guided_coefficients_ms": round(field * 1000, 1),
+                                     "guided_total_over_bilinear": round((guided + field) / fused, 2)}
     return results
 
 
@@ -230,7 +242,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50, help="Timed runs per update measurement.")
     parser.add_argument("--photos", type=int, default=40, help="Photos in the batch measurement.")
     parser.add_argument("--backends", default=",".join(b for b in BACKENDS if b != "auto"))
+    parser.add_argument("--only", choices=("all", "join"), default="all",
+                        help="join: only the join (bilinear, guided and the separate passes)")
     args = parser.parse_args()
+    if args.only == "join":
+        report = {"command": "python benchmarks/speed.py --only join", "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                  "join": join_speed([1024, 2048, 4096], 5)}
+        write_atomic(args.out, lambda handle: handle.write(json.dumps(report, indent=2).encode() + b"\n"))
+        print(json.dumps(report, indent=2))
+        return
     kept = keep_freed_memory()
     backends = [b for b in args.backends.split(",") if b != "onnx" or onnx_available()]
     photos = source_photos(args.photos)

@@ -4,7 +4,9 @@ A `cunet studio` server (bundled model, default backend) is started as a user st
 own process on a free loopback port; one client opens a 1024-px photo and moves a colour point N
 times, each move a new POST /api/photos/{id}/colorize whose preview PNG is read to the end.
 Reported: p50/p95 of the round trip, and the same for a saturation change (the cached encoding is
-reused) and for the full-resolution download.
+reused), for the full-resolution download, and for a stroke beside the same number of points. The
+whole run is made twice, against a server with bilinear and one with guided up-sampling (the
+default), and the ratios of the two are reported (measured in one run, on the same machine state).
 
     python benchmarks/studio.py --out benchmarks/results/studio.json
 """
@@ -40,16 +42,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/studio.json"))
     parser.add_argument("--updates", type=int, default=100)
     args = parser.parse_args()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-c", "from cunet.cli import main; main()", "studio", "--port", str(port)],
-                              stdout=subprocess.DEVNULL)
-    try:
-        report = measure(port, args.updates)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    report = {}
+    for upsample in ("bilinear", "guided"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen([sys.executable, "-c", "from cunet.cli import main; main()", "studio", "--port",
+                                   str(port), "--upsample", upsample], stdout=subprocess.DEVNULL)
+        try:
+            report[upsample] = measure(port, args.updates)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    report["guided_over_bilinear"] = {
+        key: round(report["guided"][key]["p50_ms"] / report["bilinear"][key]["p50_ms"], 2)
+        for key in ("point_move", "saturation_change", "full_resolution_download", "stroke_move")}
     write_atomic(args.out, lambda handle: handle.write(json.dumps(report, indent=2).encode() + b"\n"))
     print(json.dumps(report, indent=2))
 
@@ -92,6 +99,14 @@ def measure(port: int, updates: int) -> dict:
         saturations = [{"points": moves[0]["points"], "saturation": (i % 10) / 10} for i in range(updates + 5)]
         report["saturation_change"] = percentiles(timed(saturations)[5:])
         report["full_resolution_download"] = percentiles(timed(moves[:12], full=True)[2:])
+        # A stroke across the photo and points at its samples' spacing (8 px: one working pixel apart).
+        strokes = [{"strokes": [{"points": [[200, 400 + i % 7], [800, 400 + i % 7]], "color": "#2050c0", "width": 5}]}
+                   for i in range(updates // 2 + 5)]
+        rows = [{"points": [{"x": x, "y": 400 + i % 7, "color": "#2050c0", "size": 5} for x in range(200, 801, 8)]}
+                for i in range(updates // 2 + 5)]
+        report["stroke_move"] = percentiles(timed(strokes)[5:])
+        report["same_number_of_points_move"] = percentiles(timed(rows)[5:])
+        report["points_in_the_stroke_row"] = len(rows[0]["points"])
     return report
 
 

@@ -1,6 +1,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -321,3 +322,43 @@ def test_fit_histogram_head_wants_a_safetensors_name(monkeypatch, capsys, tiny_m
     code, _, err = run(monkeypatch, capsys, "fit-histogram-head", tiny_model_file, "--data",
                        photo_folder / "manifest.csv", "-o", tmp_path / "head.pt")
     assert_one_line_error(code, err, "weights files end in .safetensors")
+
+
+def test_evaluate_at_the_stored_size_records_the_working_size_and_the_upsampler(monkeypatch, capsys, photo_folder,
+                                                                                  tiny_model_file, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, "--limit", "2", "--points", "0",
+                       "--methods", "cunet,gray", "--model", tiny_model_file, "--photo-size", "0", "--size", "32",
+                       "--upsample", "bilinear", "--no-point-fill", "--out", tmp_path / "ev")
+    assert code == 0, err
+    protocol = json.loads((tmp_path / "ev" / "report.json").read_text())["protocol"]
+    assert protocol["size"] == "stored" and protocol["working_size"] == 32
+    assert protocol["upsample"] == "bilinear" and protocol["point_fill"] is False
+
+
+def test_colorize_with_an_unknown_upsampler_is_one_line_and_exit_2(monkeypatch, capsys, gray_photo, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.png", "--upsample", "nearest")
+    assert_one_line_error(code, err, "upsample must be one of bilinear, guided")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_colorize_notes_a_point_whose_colour_cannot_show_at_its_lightness(monkeypatch, capsys, tmp_path,
+                                                                         tiny_model_file):
+    light = tmp_path / "light.png"
+    Image.fromarray(np.full((64, 96), 235, np.uint8)).save(light)
+    code, _, err = run(monkeypatch, capsys, "colorize", light, "-o", tmp_path / "c.png", "--model", tiny_model_file,
+                       "--points", "10,10,#c01010;20,20,#d8d8d8")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "shows as" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: light.png: point 1: #c01010 at L*=93 shows as #")
+
+
+def test_colorize_takes_strokes_from_a_hints_file(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    hints = tmp_path / "h.json"
+    hints.write_text(json.dumps({"strokes": [{"points": [[10, 10], [150, 40]], "color": "#2050c0", "width": 7}]}))
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.png", "--hints", hints,
+                       "--model", tiny_model_file)
+    assert code == 0, err
+    hints.write_text(json.dumps({"strokes": [{"points": [[10, 10], [20000, 40]], "color": "#2050c0"}]}))
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "d.png", "--hints", hints,
+                       "--model", tiny_model_file)
+    assert_one_line_error(code, err, "stroke 1 leaves the")

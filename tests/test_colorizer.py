@@ -123,11 +123,20 @@ def network_call(colorizer: Colorizer, *args, **kwargs) -> tuple[torch.Tensor, t
 
 def test_points_reach_the_network_scaled_to_the_working_size(colorizer, astronaut):
     gray = Image.fromarray(astronaut[:128, :256]).convert("L")  # working shape 64 x 128: half size
-    inputs, _ = network_call(colorizer, gray, points=[PointHint(x=101, y=41, a=64, b=-32, size=6)])
+    inputs, _ = network_call(colorizer, gray, points=[PointHint(x=101, y=41, a=16, b=-8, size=6)])  # in gamut there
     assert inputs.shape == (1, 4, 64, 128)
     mask = inputs[0, 3]
     assert mask.sum() == 9 and torch.equal(mask[19:22, 49:52], torch.ones(3, 3))
-    assert torch.all(inputs[0, 1][mask == 1] == 0.5) and torch.all(inputs[0, 2][mask == 1] == -0.25)
+    assert torch.all(inputs[0, 1][mask == 1] == 0.125) and torch.all(inputs[0, 2][mask == 1] == -0.0625)
+
+
+def test_a_point_reaches_the_network_with_the_colour_it_can_show_at_its_lightness(colorizer):
+    light = np.full((64, 64), 235, np.uint8)  # L* about 93: no deep red exists there
+    inputs, _ = network_call(colorizer, light, points=[PointHint.from_rgb(30, 30, "#c01010", size=1)])
+    a, b = inputs[0, 1, 30, 30] * 128, inputs[0, 2, 30, 30] * 128
+    asked = PointHint.from_rgb(0, 0, "#c01010")
+    assert 0 < a < asked.a / 2 and 0 < b < asked.b / 2
+    assert abs(float(a / b) - asked.a / asked.b) < 0.01  # the same hue, less chroma
 
 
 def test_a_reference_photo_becomes_the_global_histogram_hint(colorizer, astronaut):

@@ -134,7 +134,7 @@ def test_delete_closes_a_photo(client, gray_png):
     (b'{"saturation": 3}', "hints: saturation must be a number in [0, 1], got 3"),
     (b'{"reference": "/etc/passwd"}', "hints: the server opens no file paths; upload the reference photo to "
                                       "/api/histogram and send its histogram"),
-    (b'[1, 2]', "hints: hints must be a JSON object with any of points, saturation, reference, histogram"),
+    (b'[1, 2]', "hints: hints must be a JSON object with any of points, strokes, saturation, reference, histogram"),
 ])
 def test_bad_hints_are_422_with_the_clis_messages(client, gray_png, body, message):
     photo = upload(client, gray_png).json()

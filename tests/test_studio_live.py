@@ -236,9 +236,32 @@ def test_a_screenshot_of_the_page_at_work(page, bw_photo, tmp_path):
     wait_for_update(page, shown)
     page.click("#show-variants")
     page.wait_for_selector(".variants img", timeout=60000)
+    page.check("#tool-brush")
+    page.evaluate("document.getElementById('color').value = '#c03030'")
+    box = page.locator("#points").bounding_box()
+    shown = ticket(page)
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.42, box["y"] + box["height"] * 0.12, steps=8)
+    page.mouse.up()
+    wait_for_update(page, shown)
     target = Path(os.environ.get("CUNET_SCREENSHOT", tmp_path / "studio.png"))
     page.screenshot(path=str(target))
     assert Image.open(target).size == (1280, 860)
+
+
+@browser_only
+def test_on_a_phone_the_photo_takes_the_width_and_the_controls_follow_below(browser, server, bw_photo, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, bw_photo)
+    frame, aside = page.locator("#frame").bounding_box(), page.locator("aside").bounding_box()
+    assert frame["width"] >= 340 and aside["y"] >= frame["y"] + frame["height"] - 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    target = Path(os.environ.get("CUNET_SCREENSHOT_PHONE", tmp_path / "phone.png"))
+    page.screenshot(path=str(target), full_page=True)
+    context.close()
 
 
 @browser_only
@@ -323,3 +346,46 @@ def test_the_compare_slider_uncovers_the_original(page, bw_photo):
     page.fill("#compare", "40")
     page.dispatch_event("#compare", "input")
     assert page.evaluate("document.getElementById('original').style.clipPath") == "inset(0px 60% 0px 0px)"
+
+
+@browser_only
+def test_a_brush_stroke_colours_along_it_and_undo_removes_it(page, bw_photo):
+    open_photo(page, bw_photo)
+    before = preview_pixels(page)
+    page.check("#tool-brush")
+    page.evaluate("document.getElementById('color').value = '#2050e0'")
+    box = page.locator("#points").bounding_box()
+    start = (box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8)
+    shown = ticket(page)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + box["width"] * 0.5, start[1], steps=12)
+    page.mouse.up()
+    wait_for_update(page, shown)
+    after = preview_pixels(page)
+    assert page.locator("#points polyline.stroke").count() == 1 and page.locator("#points circle").count() == 0
+    row = int(after.shape[0] * 0.8)
+    columns = slice(int(after.shape[1] * 0.3), int(after.shape[1] * 0.6))
+    blueness = lambda pixels: float((pixels[..., 2] - (pixels[..., 0] + pixels[..., 1]) / 2).mean())
+    assert blueness(after[row - 2:row + 3, columns]) > blueness(before[row - 2:row + 3, columns]) + 15
+    shown = ticket(page)
+    page.click("#undo")
+    wait_for_update(page, shown)
+    assert page.locator("#points polyline").count() == 0
+    assert np.abs(preview_pixels(page) - before).mean() < 0.5
+
+
+@browser_only
+def test_a_point_marker_shows_the_colour_the_point_can_produce_there(page, tmp_path):
+    light = tmp_path / "light.png"
+    Image.fromarray(np.full((200, 300), 235, np.uint8)).save(light)  # L* about 93: no deep red exists there
+    open_photo(page, light)
+    page.evaluate("document.getElementById('color').value = '#c01010'")
+    shown = ticket(page)
+    click_at(page, 0.5, 0.5)
+    wait_for_update(page, shown)
+    fill = page.get_attribute("#points circle", "fill")
+    assert fill != "#c01010"
+    red, green, blue = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    assert red > green and red > blue and min(green, blue) > 150  # a pale pink, the hue kept
+    assert page.is_visible("#shown-color") and fill in page.text_content("#shown-text")

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from cunet.colorizer import Colorizer, PreparedPhoto
+from cunet.colorizer import MOVED_NOTE, Colorizer, PreparedPhoto
 from cunet.errors import CunetError
 from cunet.hints import Hints
 from cunet.io import load_photo, save_image_atomic
@@ -46,8 +46,19 @@ class _Item:
     error: str | None = None
 
 
+def _note_moved_points(colorizer: Colorizer, prepared: PreparedPhoto, hints: Hints, source: Path,
+                       note: Callable[[str], None]) -> None:
+    """A note for each point whose colour cannot show at its pixel's lightness (it moves > MOVED_NOTE)."""
+    width, height = prepared.size
+    if not hints.points or not all(point.inside(width, height) for point in hints.points):
+        return  # a point outside the photo is the error the colouring reports
+    for colour in colorizer.point_colours(prepared, hints):
+        if colour.moved > MOVED_NOTE:
+            note(f"note: {source.name}: {colour.note()}")
+
+
 def _load(colorizer: Colorizer, source: Path, target: Path, size: int, all_frames: bool,
-          frame_target: Callable[[Path, int], Path], note: Callable[[str], None]) -> list[_Item]:
+          frame_target: Callable[[Path, int], Path], note: Callable[[str], None], hints: Hints) -> list[_Item]:
     """One input file -> its items (one per frame with `all_frames`), each decoded and prepared."""
     try:
         photo = load_photo(source)
@@ -62,6 +73,7 @@ def _load(colorizer: Colorizer, source: Path, target: Path, size: int, all_frame
             prepared = colorizer.prepare(frame)
             prepared.working(size)
             items.append(_Item(source, frame_file, prepared))
+        _note_moved_points(colorizer, items[0].prepared, hints, source, note)
         return items
     except CunetError as error:
         return [_Item(source, target, error=str(error))]
@@ -101,7 +113,8 @@ def colorize_files(
                 job = next(queue, None)
                 if job is None:
                     return
-                loading.append(readers.submit(_load, colorizer, job[0], job[1], size, all_frames, frame_target, note))
+                loading.append(readers.submit(_load, colorizer, job[0], job[1], size, all_frames, frame_target, note,
+                                              hints))
 
         load_ahead()
         while loading or writing:

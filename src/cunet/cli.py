@@ -158,13 +158,18 @@ def colorize(
     backend: Annotated[str, typer.Option(help=(
         "How the network runs: auto (channels-last, the fastest exact one measured here), eager, "
         "channels-last, onnx (ONNX Runtime), compile (torch.compile), bf16 (faster, not exact)."))] = "auto",
+    upsample: Annotated[str, typer.Option(help=(
+        "How the colour reaches full resolution: guided (by the photo's own lightness: colour stays inside "
+        "edges) or bilinear (the old, softer way)."))] = "guided",
 ) -> None:
     """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.hints import Hints, load_hints_file, parse_points
     from cunet.runtime import check_backend
+    from cunet.upsample import check_upsampler
 
     check_backend(backend)
+    check_upsampler(upsample)
     if quality is not None and not 1 <= quality <= 100:
         raise CunetError(f"--quality {quality} out of range: use 1 to 100")
     paths = expand_inputs(inputs)
@@ -182,9 +187,10 @@ def colorize(
     if variants:
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
-    colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend, automatic_global=global_)
+    colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend, automatic_global=global_,
+                                          upsample=upsample)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
-        given = Hints(given.points, colorizer.global_histogram(given), given.saturation)
+        given = Hints(given.points, colorizer.global_histogram(given), given.saturation, strokes=given.strokes)
     if variants:
         _write_variants(colorizer, paths, targets, variants, chosen_gallery, given, size, quality)
         return
@@ -406,6 +412,14 @@ def evaluate(
     exclude_from_headline: Annotated[str, typer.Option(
         help="Sources (comma-separated) reported in their own rows but left out of the headline macro: face crops "
         "gain far more than anything else. '' keeps every source in it.")] = ",".join(FACE_CROP_SOURCES),
+    upsample: Annotated[str, typer.Option(help="How cunet's colour reaches full size: guided or bilinear.")] = "guided",
+    point_fill: Annotated[bool, typer.Option(
+        "--point-fill/--no-point-fill", help="Correct cunet's colour towards each point over its region after "
+        "the network (--no-point-fill: the network's own answer, for comparison).")] = True,
+    photo_size: Annotated[int, typer.Option(help="Photos are resized to this square (the protocol's 256); 0: "
+                                                 "each at its stored size.")] = 256,
+    size: Annotated[Optional[int], typer.Option(
+        help=_with_default("cunet's working size (short side, 16 to 1024 px).", "the model's training scale"))] = None,
     out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, psnr_vs_points.png.")] = Path("eval"),
 ) -> None:
     """Measure cunet and the classical baselines on photos with ground truth (256x256 protocol)."""
@@ -415,14 +429,18 @@ def evaluate(
     method_list = _split_list(methods)
     paths, sources = evaluation_set(data, split, limit, by_source)
     prepare_output_folder(out)
-    colorizer = (Colorizer.from_pretrained(model, decode=decode, automatic_global=automatic_global,
-                                           histogram_temperature=histogram_temperature)
+    if photo_size != 0 and not 16 <= photo_size <= 4096:
+        raise CunetError(f"--photo-size {photo_size} out of range: use 16 to 4096 (0 = stored size)")
+    colorizer = (Colorizer.from_pretrained(model, size, decode=decode, automatic_global=automatic_global,
+                                           histogram_temperature=histogram_temperature, upsample=upsample)
                  if "cunet" in method_list else None)
+    if colorizer is not None:
+        colorizer.point_fill = point_fill
     globals_ = _split_list(global_)
     chosen_gallery = _load_gallery(gallery) if {"retrieved", "variants"} & set(globals_) and colorizer else None
     report = run_evaluation(paths, method_list, _split_list(points, int), globals_, colorizer, sources=sources,
                             gallery=chosen_gallery, variants=variants, suggest_top=suggest_top,
-                            exclude_from_headline=_split_list(exclude_from_headline))
+                            exclude_from_headline=_split_list(exclude_from_headline), photo_size=photo_size or None)
     report["model"] = str(model) if model else "bundled default"
     if colorizer is not None:
         report["decode"] = colorizer.decode
@@ -525,13 +543,16 @@ def studio(
     gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for variants.", "the bundled gallery"))] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     backend: Annotated[str, typer.Option(help="How the network runs (see colorize --help).")] = "auto",
+    upsample: Annotated[str, typer.Option(help="How the colour reaches full size: guided or bilinear (see colorize --help).")] = "guided",
 ) -> None:
     """Start the local web app: open a photo, click colour points, pick variants, download the result."""
     import socket
 
     from cunet.runtime import check_backend
+    from cunet.upsample import check_upsampler
 
     check_backend(backend)
+    check_upsampler(upsample)
     if not 1 <= port <= 65535:
         raise CunetError(f"--port {port}: use 1 to 65535")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -550,7 +571,7 @@ def studio(
 
     keep_freed_memory()  # each update's tensors reuse the last one's memory instead of faulting pages in
     compute = ComputeThread()  # the model is loaded, and every later tensor runs, on this one thread
-    colorizer = compute(Colorizer.from_pretrained, model, backend=backend)
+    colorizer = compute(Colorizer.from_pretrained, model, backend=backend, upsample=upsample)
     chosen_gallery = compute(_load_gallery, gallery) if gallery is not None else None
     server = create_app(colorizer, chosen_gallery, compute=compute)
     address = f"[{host}]" if ":" in host else host

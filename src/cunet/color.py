@@ -186,3 +186,27 @@ def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.nd
     fused: the photo's Y gives f(Y) directly (L* itself is never formed), and X, Z follow from a*, b*.
     """
     return luminance_with_ab_uint8(*srgb_luminance(rgb), a, b, out)
+
+
+def fit_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 24) -> torch.Tensor:
+    """The a*b* (n, 2) each colour can show at its L* (n,): the same hue, its chroma cut to the most
+    that sRGB has at that lightness (a pale dress can be pink, not crimson). In-gamut colours are kept.
+
+    Bisection on the chroma scale: sRGB's gamut at a fixed L* is convex along each hue ray from gray.
+    """
+    from kornia.color import lab_to_rgb as kornia_lab_to_rgb
+
+    lightness, ab = lightness.float().reshape(-1), ab.float().reshape(-1, 2)
+
+    def inside(scale: torch.Tensor) -> torch.Tensor:
+        lab = torch.cat([lightness[:, None], ab * scale[:, None]], dim=1).T[:, :, None]  # (3, n, 1)
+        rgb = kornia_lab_to_rgb(lab, clip=False)[:, :, 0]
+        return ((rgb >= -1e-4) & (rgb <= 1 + 1e-4)).all(dim=0)
+
+    low, high = torch.zeros(len(ab)), torch.ones(len(ab))
+    keep = inside(high)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        fits = inside(middle)
+        low, high = torch.where(fits, middle, low), torch.where(fits, high, middle)
+    return ab * torch.where(keep, torch.ones_like(low), low)[:, None]

@@ -20,15 +20,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.color import denormalize_ab, lab_to_rgb, rgb_to_lab, srgb_lightness
+from cunet.color import denormalize_ab, fit_in_gamut, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
 from cunet.gamut import annealed_mean_of_head, bin_probabilities, in_gamut_bins, num_bins
 from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
+from cunet.point_fill import fill_points, fill_transform
 from cunet.propagation import DomainTransform
 from cunet.runtime import check_backend, make_runtime
+from cunet.upsample import DEFAULT_UPSAMPLER, check_upsampler, guide_shape, guided_coefficients
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Photo
 DEFAULT_WEIGHTS = "default.safetensors"
@@ -50,6 +52,35 @@ MAX_WORKING_ASPECT = 8
 VARIANT_POOL = 64
 #: Without a distribution head, suggestions pool the colour histograms of this many nearest gallery photos.
 SUGGESTION_MATCHES = 16
+
+
+#: A point whose colour moves more than this (a*b* units) to fit the gamut at its lightness is reported.
+MOVED_NOTE = 10.0
+
+
+def _hex(lab: torch.Tensor) -> str:
+    """'#rrggbb' of one L*a*b* colour (3,)."""
+    rgb = lab_to_rgb(lab.float().view(3, 1, 1)).flatten()
+    return "#" + "".join(f"{round(float(c) * 255):02x}" for c in rgb)
+
+
+@dataclass(frozen=True)
+class PointColour:
+    """What a colour point will show: the asked colour, the pixel's L*, the colour at that L* inside
+    sRGB's gamut (what the output can show), and how far the a*b* moved."""
+
+    index: int
+    asked: str
+    lightness: float
+    shown: str
+    moved: float
+
+    def note(self) -> str:
+        return f"point {self.index + 1}: {self.asked} at L*={self.lightness:.0f} shows as {self.shown}"
+
+    def to_json(self) -> dict:
+        return {"asked": self.asked, "lightness": round(self.lightness, 1), "shown": self.shown,
+                "moved": round(self.moved, 1)}
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,23 @@ def working_lab(rgb: torch.Tensor, short_side: int) -> torch.Tensor:
     return rgb_to_lab(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], short_side)))
 
 
+def _fitted(points: list[PointHint], lightness: torch.Tensor) -> tuple[PointHint, ...]:
+    """Points in working pixels with their a*b* fitted into sRGB's gamut at the mean working L*
+    (1, 1, h, w) on each patch: what a point can show there (`cunet.color.fit_in_gamut`)."""
+    if not points:
+        return ()
+    from cunet.hints import _patch_bounds
+
+    height, width = lightness.shape[-2:]
+    means = []
+    for point in points:
+        y0, y1 = _patch_bounds(point.y, point.size, height)
+        x0, x1 = _patch_bounds(point.x, point.size, width)
+        means.append(lightness[0, 0, y0:y1, x0:x1].mean())
+    fitted = fit_in_gamut(torch.stack(means), torch.tensor([[p.a, p.b] for p in points]))
+    return tuple(PointHint(p.x, p.y, a, b, p.size, p.strength, p.picked) for p, (a, b) in zip(points, fitted.tolist()))
+
+
 def _photo_tensor(photo: Photo) -> torch.Tensor:
     return torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
 
@@ -154,6 +202,7 @@ class PreparedPhoto:
     _encoded: tuple | None = field(default=None, repr=False)
     #: The predicted histogram per (runtime, working size): the same for every later point change.
     _predicted: dict = field(default_factory=dict, repr=False)
+    _fills: dict = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,11 +211,38 @@ class PreparedPhoto:
 
     def working(self, size: int) -> tuple[tuple[int, int], torch.Tensor]:
         """(working shape (h, w), L* (1, 1, h, w)) for a working short side, computed once."""
-        if size not in self._working:
-            rgb = _photo_tensor(self.photo)
-            lightness = srgb_lightness(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], size)))
-            self._working[size] = tuple(lightness.shape[-2:]), lightness
-        return self._working[size]
+        width, height = self.size
+        shape = working_shape(height, width, size)
+        return shape, self.lightness_at(shape)
+
+    def lightness_at(self, shape: tuple[int, int]) -> torch.Tensor:
+        """The photo's L* (1, 1, h, w) resized to `shape` (antialiased), computed once per shape: the
+        network's input and the guided up-sampler's guide."""
+        shape = tuple(shape)
+        if shape not in self._working:
+            self._working[shape] = srgb_lightness(_resize(_photo_tensor(self.photo), shape))
+        return self._working[shape]
+
+    def patch_lightness(self, points: tuple[PointHint, ...]) -> torch.Tensor:
+        """The mean full-resolution L* (n,) over each point's patch."""
+        from cunet.hints import _patch_bounds
+
+        width, height = self.size
+        values = []
+        for point in points:
+            y0, y1 = _patch_bounds(point.y, point.size, height)
+            x0, x1 = _patch_bounds(point.x, point.size, width)
+            patch = torch.from_numpy(np.ascontiguousarray(self.photo.rgb[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+            values.append(srgb_lightness(patch).mean())
+        return torch.stack(values) if values else torch.zeros(0)
+
+    def fill_transforms(self, size: int) -> tuple[DomainTransform, DomainTransform]:
+        """The point fill's transforms at a working size (`cunet.point_fill`): this photo's L*, and a
+        flat photo's of the same shape (what an open region would give), made on the first point."""
+        if size not in self._fills:
+            shape, lightness = self.working(size)
+            self._fills[size] = fill_transform(lightness), fill_transform(torch.zeros(1, 1, *shape))
+        return self._fills[size]
 
     def domain_transform(self, size: int) -> DomainTransform:
         """The point spread's L*-only half at a working size, made on the first colour point:
@@ -189,12 +265,15 @@ class Colorizer:
     backend: str = "auto"  # how the network runs: cunet.runtime.BACKENDS
     automatic_global: str = "none"  # or "predicted" (needs a histogram head): AUTOMATIC_GLOBALS
     histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
+    upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
+    point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
         check_automatic_global(self.automatic_global, self.model.histogram is not None, self.histogram_temperature)
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
+        self.upsample = check_upsampler(self.upsample)
         self._runtime = None
         if self.model.config.global_bins not in (0, num_bins()):
             raise CunetError(f"this model's global hint has {self.model.config.global_bins} bins; "
@@ -204,6 +283,7 @@ class Colorizer:
     def from_pretrained(
         cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None,
         backend: str = "auto", automatic_global: str | None = None, histogram_temperature: float | None = None,
+        upsample: str = DEFAULT_UPSAMPLER,
     ) -> Colorizer:
         """The bundled default model (path None) or a weights/checkpoint file. `decode` and
         `automatic_global` default to the choices stored with the weights (measured when they were
@@ -219,7 +299,7 @@ class Colorizer:
                    decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
                    float(stored.get("blend", 0.5)), backend, automatic_global or info.get("automatic_global", "none"),
                    float(info.get("histogram_temperature", 1.0) if histogram_temperature is None
-                         else histogram_temperature))
+                         else histogram_temperature), upsample)
 
     @property
     def runtime(self):
@@ -258,6 +338,7 @@ class Colorizer:
         saturation: float | None = None,
         reference: ImageInput | None = None,
         size: int | None = None,
+        strokes: list | None = None,
     ) -> Image.Image:
         """Colour a photo; returns an RGB (or RGBA, if the input had alpha) PIL image of the input's size.
 
@@ -270,26 +351,43 @@ class Colorizer:
             saturation: a global mean saturation in [0, 1].
             reference: a colour photo (path or image) whose colour histogram becomes the global hint.
             size: working short side (default: the model's training scale).
+            strokes: colour scribbles: `cunet.hints.StrokeHint`s (polylines in the input's pixels).
 
         Bad input of any kind raises CunetError with a message meant for the user.
         """
         prepared = self.prepare(image)
-        hints = self._hints(hints, points, histogram, saturation, reference)
+        hints = self._hints(hints, points, histogram, saturation, reference, strokes)
         return self.finish(prepared, self.predict_ab(prepared, hints, size=size))
 
+    def colour_field(self, prepared: PreparedPhoto, ab: torch.Tensor,
+                     target: tuple[int, int] | None = None) -> torch.Tensor:
+        """What the join up-samples for a*b* (1, 2, h, w) of this photo: the a*b* itself (bilinear) or
+        the guided up-sampler's coefficients (`cunet.upsample`), for an output of `target` (H, W)
+        (default: the photo's own size; the studio's preview is smaller)."""
+        if self.upsample == "bilinear":
+            return ab
+        width, height = prepared.size
+        target = (height, width) if target is None else (min(target[0], height), min(target[1], width))
+        small = tuple(ab.shape[-2:])
+        if target[0] <= small[0] and target[1] <= small[1]:
+            return ab
+        guide = prepared.lightness_at(guide_shape(small, target))
+        return guided_coefficients(ab, prepared.lightness_at(small), guide)
+
     def finish(self, prepared: PreparedPhoto, ab: torch.Tensor, threads: int | None = None) -> Image.Image:
-        """The photo's own full-resolution L* joined with a*b* (1, 2, h, w) -> its colour image (with its
-        alpha, if it had one). `threads` for the join: PyTorch's count by default."""
+        """The photo's own full-resolution L* joined with a*b* (1, 2, h, w), up-sampled as `upsample`
+        says -> its colour image (with its alpha, if it had one). `threads` for the join: PyTorch's
+        count by default."""
         photo = prepared.photo
-        rgb8 = join_full_resolution(photo.rgb, ab, threads=threads)
+        rgb8 = join_full_resolution(photo.rgb, self.colour_field(prepared, ab), threads=threads)
         if photo.alpha is None:
             return Image.fromarray(rgb8)
         alpha = np.clip(np.rint(photo.alpha * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(np.dstack([rgb8, alpha]))
 
-    def _hints(self, hints, points, histogram, saturation, reference) -> Hints:
+    def _hints(self, hints, points, histogram, saturation, reference, strokes=None) -> Hints:
         """The keyword form of the hints -> one validated Hints (a reference image becomes its histogram)."""
-        given = any(value is not None for value in (points, histogram, saturation, reference))
+        given = any(value is not None for value in (points, histogram, saturation, reference, strokes))
         if hints is not None:
             if not isinstance(hints, Hints):
                 raise CunetError(f"hints must be a cunet.hints.Hints, got {type(hints).__name__}")
@@ -300,13 +398,22 @@ class Colorizer:
             raise CunetError(f"points must be a list of points, got {type(points).__name__}")
         if reference is not None and histogram is None and not isinstance(reference, (str, os.PathLike)):
             histogram, reference = self.histogram_of(reference), None
-        return Hints(tuple(points or ()), histogram, saturation, reference)
+        return Hints(tuple(points or ()), histogram, saturation, reference, tuple(strokes or ()))
 
     @torch.no_grad()
     def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
                    size: int | None = None) -> torch.Tensor:
-        """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says."""
-        return self._decoded(*self._run(self.prepare(image), hints or Hints(), size))
+        """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says, with the
+        points filled in (`point_fill`)."""
+        prepared, hints = self.prepare(image), hints or Hints()
+        return self._filled(prepared, hints, size, self._decoded(*self._run(prepared, hints, size)))
+
+    def _filled(self, prepared: PreparedPhoto, hints: Hints, size: int | None, ab: torch.Tensor) -> torch.Tensor:
+        """a*b* corrected towards the points over their regions (`cunet.point_fill`), if `point_fill`."""
+        if not self.point_fill or not hints.has_local():
+            return ab
+        _, working, scaled = self._encoding_key(prepared, hints, size)
+        return fill_points(ab, list(scaled), *prepared.fill_transforms(working))
 
     @torch.no_grad()
     def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
@@ -319,16 +426,16 @@ class Colorizer:
         if len({tuple(inputs.shape) for inputs in prepared_inputs}) > 1:
             raise CunetError("predict_ab_batch needs photos of one working shape")
         features = self.runtime.encode(torch.cat(prepared_inputs))
-        if self.automatic_global == "predicted" and not hints.points:  # the batch's encoding is the point-free one
+        if self.automatic_global == "predicted" and not hints.has_local():  # the batch's encoding is the point-free one
             for prepared, key, histogram in zip(photos, keys, self._histograms_of(features)):
                 prepared._predicted.setdefault(key, histogram)
         global_hint = None
         if self.model.global_hint is not None:
             global_hint = torch.cat([self._global_hint(hints, prepared, size) for prepared in photos])
         regression, head_features = self.runtime.decode(features, global_hint)
-        return [self._decoded(denormalize_ab(regression[i:i + 1]),
-                              None if head_features is None else head_features[i:i + 1])
-                for i in range(len(photos))]
+        return [self._filled(prepared, hints, size, self._decoded(
+                    denormalize_ab(regression[i:i + 1]), None if head_features is None else head_features[i:i + 1]))
+                for i, prepared in enumerate(photos)]
 
     @torch.no_grad()
     def predict_ab_decodings(self, image: ImageInput | PreparedPhoto, decodings: list[tuple[str, float, float]],
@@ -337,8 +444,9 @@ class Colorizer:
         what choosing the stored decoding compares (`benchmarks/decoding_choice.py`)."""
         for decoding in decodings:
             check_decoding(*decoding, self.model.distribution is not None)
-        outputs = self._run(self.prepare(image), hints or Hints(), size)
-        return [self._decoded(*outputs, decoding) for decoding in decodings]
+        prepared, hints = self.prepare(image), hints or Hints()
+        outputs = self._run(prepared, hints, size)
+        return [self._filled(prepared, hints, size, self._decoded(*outputs, decoding)) for decoding in decodings]
 
     def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None,
                  decoding: tuple[str, float, float] | None = None) -> torch.Tensor:
@@ -371,8 +479,36 @@ class Colorizer:
         for point in hints.points:
             if not point.inside(width, height):
                 raise CunetError(f"point ({point.x:g}, {point.y:g}) lies outside the {width}x{height} image")
-        shape, _ = prepared.working(size)
-        return self.runtime, size, tuple(p.scaled(shape[1] / width, shape[0] / height) for p in hints.points)
+        for index, stroke in enumerate(hints.strokes):
+            if not stroke.inside(width, height):
+                raise CunetError(f"stroke {index + 1} leaves the {width}x{height} image")
+        shape, lightness = prepared.working(size)
+        scale_x, scale_y = shape[1] / width, shape[0] / height
+        scaled = [p.scaled(scale_x, scale_y) for p in hints.points]
+        scaled += [sample for stroke in hints.strokes for sample in stroke.samples(scale_x, scale_y)]
+        return self.runtime, size, _fitted(scaled, lightness)
+
+    def shown_points(self, prepared: PreparedPhoto, points: tuple[PointHint, ...]) -> tuple[PointHint, ...]:
+        """The points with the colours they can show: each a*b* fitted into sRGB's gamut at the photo's
+        own full-resolution L* on its patch (`cunet.color.fit_in_gamut`; the network and the fill get
+        the same fit at the working size)."""
+        if not points:
+            return points
+        fitted = fit_in_gamut(prepared.patch_lightness(points), torch.tensor([[p.a, p.b] for p in points]))
+        return tuple(PointHint(p.x, p.y, float(a), float(b), p.size, p.strength, p.picked)
+                     for p, (a, b) in zip(points, fitted.tolist()))
+
+    def point_colours(self, image: ImageInput | PreparedPhoto, hints: Hints) -> list[PointColour]:
+        """For each point: the asked colour, the L* there, the colour it will show and how far it moved."""
+        prepared = self.prepare(image)
+        lightness = prepared.patch_lightness(hints.points)
+        shown = self.shown_points(prepared, hints.points)
+        colours = []
+        for index, (point, fitted, value) in enumerate(zip(hints.points, shown, lightness.tolist())):
+            moved = float(np.hypot(point.a - fitted.a, point.b - fitted.b))
+            asked = point.picked or _hex(torch.tensor([value, point.a, point.b]))
+            colours.append(PointColour(index, asked, value, _hex(torch.tensor([value, fitted.a, fitted.b])), moved))
+        return colours
 
     def _network_input(self, prepared: PreparedPhoto, key: tuple) -> torch.Tensor:
         """The network's input (1, C, h, w) for an encoding key: L*, the point maps (and their spread)."""
@@ -466,7 +602,7 @@ class Colorizer:
         base = hints or Hints()
         results = []
         for index in self.match_references(prepared, k, gallery):
-            chosen = Hints(base.points, gallery.histograms[index], base.saturation)
+            chosen = Hints(base.points, gallery.histograms[index], base.saturation, strokes=base.strokes)
             results.append((chosen, self.colorize(prepared, chosen, size=size)))
         return results
 

@@ -55,11 +55,14 @@ PAPER_TABLE_10 = [
 ]
 
 
-def load_eval_photo(path: Path, size: int = EVAL_SIZE, crop: bool = False) -> np.ndarray:
+def load_eval_photo(path: Path, size: int | None = EVAL_SIZE, crop: bool = False) -> np.ndarray:
     """A photo as the protocol sees it: uint8 RGB, size x size, PIL bicubic (squashed, as the protocol
-    says; `crop` takes the central square instead, for figures that people look at)."""
+    says; `crop` takes the central square instead, for figures that people look at); size None: the
+    photo at its stored size (the full-resolution run, which up-samples the network's colour more)."""
     rgb = load_photo(path).rgb
     image = Image.fromarray(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8))
+    if size is None:
+        return np.asarray(image)
     if crop:
         return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC))
     return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))
@@ -301,9 +304,10 @@ def restate_headline(report: dict, exclude_from_headline=FACE_CROP_SOURCES) -> d
 def evaluate(
     paths: list[Path], methods: list[str], points: list[int], globals_: list[str], colorizer: Colorizer | None,
     progress: bool = True, sources: list[str] | None = None, gallery=None, variants: int = 4,
-    suggest_top: int = 0, exclude_from_headline=FACE_CROP_SOURCES,
+    suggest_top: int = 0, exclude_from_headline=FACE_CROP_SOURCES, photo_size: int | None = EVAL_SIZE,
 ) -> dict:
-    """Run the protocol over `paths` (in the given order: index i seeds photo i's points).
+    """Run the protocol over `paths` (in the given order: index i seeds photo i's points), each photo
+    resized to `photo_size` squared (None: at its stored size).
 
     `sources` names each photo's source (default: all one source). Returns the report: `results` is a
     list of {method, points, global, n, psnr, ssim, ciede2000, colorfulness, colorfulness_gt, by_source,
@@ -336,7 +340,7 @@ def evaluate(
     seconds: dict[str, float] = defaultdict(float)
     started = time.perf_counter()
     for index, path in enumerate(tqdm(paths, desc="evaluating", unit="photo", disable=not progress)):
-        rgb8 = load_eval_photo(path)
+        rgb8 = load_eval_photo(path, photo_size)
         lab = _lab_of(rgb8)
         truth_colorfulness = colorfulness(rgb8)
         global_hints: dict[str, list] = {}
@@ -384,7 +388,10 @@ def evaluate(
         extra["suggestions"] = {"top": suggest_top, "positions": SUGGEST_POINTS, "source": suggestion_source,
                                 **summarise_by_source({"hit_rate": hits}, sources, exclude_from_headline)}
     return {
-        "protocol": {"size": EVAL_SIZE, "resize": "PIL bicubic", "patch": PATCH, "points_rng": "default_rng(index)",
+        "protocol": {"size": photo_size or "stored", "resize": "PIL bicubic" if photo_size else "none",
+                     "working_size": colorizer.working_size if colorizer is not None else None,
+                     "upsample": colorizer.upsample if colorizer is not None else None,
+                     "point_fill": colorizer.point_fill if colorizer is not None else None, "patch": PATCH, "points_rng": "default_rng(index)",
                      "globals": {name: GLOBALS[name].description for name in globals_},
                      "variants": variants if "variants" in globals_ else None},
         "photos": len(paths),
@@ -437,7 +444,11 @@ def markdown_report(report: dict) -> str:
     """report.md: the Table-10-shaped summary, every result, and the paper's own Table 10."""
     results = report["results"]
     local = 10 if 10 in report["points"] else max(report["points"])
-    lines = [f"# cunet evaluation — {report['photos']} photos, {EVAL_SIZE}×{EVAL_SIZE}", ""]
+    size = report["protocol"]["size"]
+    shown = f"{size}×{size}" if isinstance(size, int) else "at their stored size"
+    extra = ", ".join(f"{key} {report['protocol'][key]}" for key in ("working_size", "upsample")
+                      if report["protocol"].get(key) is not None)
+    lines = [f"# cunet evaluation — {report['photos']} photos, {shown}" + (f" ({extra})" if extra else ""), ""]
     lines += ["## Table 10, our photos", "", "| method | control | PSNR (dB) | SSIM | ΔE00 | colourfulness |",
               "|---|---|---|---|---|---|"]
     rows = [("Predicted gray", "–", ("gray", 0, "none")), ("cunet", "automatic", ("cunet", 0, "none")),

@@ -16,7 +16,7 @@ import math
 import numbers
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,12 @@ from cunet.train_config import HintSimulation
 MAX_PATCH = 9
 AB_LIMIT = 128.0
 POINT_SYNTAX = "x,y,#rrggbb[,size]"
-HINT_KEYS = ("points", "saturation", "reference", "histogram")
+HINT_KEYS = ("points", "strokes", "saturation", "reference", "histogram")
+#: A stroke's width in photo pixels, its vertices, and the hint pixels of all points and strokes together:
+#: more than a user draws, few enough that one request stays fast (issue 21: 1.5 M points took 320 s).
+MAX_STROKE_WIDTH = 256
+MAX_STROKE_VERTICES = 10_000
+MAX_HINT_PIXELS = 4_000_000
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _POINT_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*(#?\w+)\s*(?:,\s*(\S+?)\s*)?$")
 
@@ -94,6 +99,11 @@ class PointHint:
     a: float
     b: float
     size: int = 3
+    #: How far the colour is pushed after the network (`cunet.point_fill`): 1 = the asked colour exactly on
+    #: the patch and over its region, 0 = the network's own answer to the hint.
+    strength: float = 1.0
+    #: The '#rrggbb' the user picked, when the point was made from one (messages quote it).
+    picked: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", check_coordinate(self.x, "point x"))
@@ -104,14 +114,18 @@ class PointHint:
                 raise CunetError(f"point {name}* must be a number in [-128, 128], got {_short(value)}")
             object.__setattr__(self, name, float(value))
         object.__setattr__(self, "size", check_patch_size(self.size, "point size"))
+        if not _is_number(self.strength) or not 0 <= float(self.strength) <= 1:
+            raise CunetError(f"point strength must be a number in [0, 1], got {_short(self.strength)}")
+        object.__setattr__(self, "strength", float(self.strength))
 
     @classmethod
-    def from_rgb(cls, x: float, y: float, rgb, size: int = 3) -> PointHint:
+    def from_rgb(cls, x: float, y: float, rgb, size: int = 3, strength: float = 1.0) -> PointHint:
         """A point whose colour is '#rrggbb' or an 8-bit sRGB triple; only its a*b* is kept (L comes from
         the photo)."""
         red, green, blue = parse_color(rgb)
         lab = rgb_to_lab(torch.tensor([red, green, blue], dtype=torch.float32).view(3, 1, 1) / 255.0).flatten()
-        return cls(x=x, y=y, a=float(lab[1]), b=float(lab[2]), size=size)
+        return cls(x=x, y=y, a=float(lab[1]), b=float(lab[2]), size=size, strength=strength,
+                   picked="#%02x%02x%02x" % (red, green, blue))
 
     def inside(self, width: int, height: int) -> bool:
         """Whether the pixel nearest to (x, y) lies inside a width x height image."""
@@ -122,7 +136,8 @@ class PointHint:
         the sides the network was trained with."""
         size = min(MAX_PATCH, max(1, round(self.size * min(scale_x, scale_y))))
         # Pixel centres sit at i + 0.5, so they map through (i + 0.5) * scale - 0.5.
-        return PointHint((self.x + 0.5) * scale_x - 0.5, (self.y + 0.5) * scale_y - 0.5, self.a, self.b, size)
+        return PointHint((self.x + 0.5) * scale_x - 0.5, (self.y + 0.5) * scale_y - 0.5, self.a, self.b, size,
+                         self.strength, self.picked)
 
 
 def as_point(value, what: str = "point") -> PointHint:
@@ -133,6 +148,70 @@ def as_point(value, what: str = "point") -> PointHint:
         size = value[3] if len(value) == 4 else 3
         return _checked_point(lambda: PointHint.from_rgb(value[0], value[1], value[2], size), what)
     raise CunetError(f"{what}: expected a PointHint or (x, y, '#rrggbb'[, size]), got {_short(value)}")
+
+
+@dataclass(frozen=True)
+class StrokeHint:
+    """A scribble of one colour (Levin et al.'s interaction): a polyline of (x, y) vertices in pixels,
+    drawn `width` pixels wide. It becomes hint pixels along the line at the working size (`samples`),
+    so the network, the gamut fit and the point fill treat it as a row of points."""
+
+    vertices: tuple[tuple[float, float], ...]
+    a: float
+    b: float
+    width: int = 5
+    strength: float = 1.0
+    picked: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vertices, (tuple, list)) or not 1 <= len(self.vertices) <= MAX_STROKE_VERTICES:
+            raise CunetError(f"stroke points must be a list of 1 to {MAX_STROKE_VERTICES} [x, y] pairs, "
+                             f"got {_short(self.vertices)}")
+        vertices = []
+        for vertex in self.vertices:
+            if not isinstance(vertex, (tuple, list)) or len(vertex) != 2:
+                raise CunetError(f"stroke points must be [x, y] pairs, got {_short(vertex)}")
+            vertices.append((check_coordinate(vertex[0], "stroke x"), check_coordinate(vertex[1], "stroke y")))
+        object.__setattr__(self, "vertices", tuple(vertices))
+        colour = PointHint(0, 0, self.a, self.b, 1, self.strength)  # the same checks and messages as a point's
+        object.__setattr__(self, "a", colour.a)
+        object.__setattr__(self, "b", colour.b)
+        object.__setattr__(self, "strength", colour.strength)
+        width = self.width
+        if not isinstance(width, numbers.Integral) or isinstance(width, bool) or not 1 <= width <= MAX_STROKE_WIDTH:
+            if not (_is_number(width) and float(width).is_integer() and 1 <= float(width) <= MAX_STROKE_WIDTH):
+                raise CunetError(f"stroke width must be a whole number of pixels from 1 to {MAX_STROKE_WIDTH}, "
+                                 f"got {_short(width)}")
+        object.__setattr__(self, "width", int(width))
+
+    @classmethod
+    def from_rgb(cls, vertices, rgb, width: int = 5, strength: float = 1.0) -> StrokeHint:
+        point = PointHint.from_rgb(0, 0, rgb)
+        return cls(vertices, point.a, point.b, width, strength, point.picked)
+
+    def inside(self, width: int, height: int) -> bool:
+        return all(PointHint(x, y, 0.0, 0.0, 1).inside(width, height) for x, y in self.vertices)
+
+    def length(self) -> float:
+        """The polyline's length in pixels."""
+        return float(sum(np.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(self.vertices, self.vertices[1:])))
+
+    def pixels(self) -> int:
+        """About how many hint pixels the stroke paints at full resolution (for the cap)."""
+        return int(np.ceil((self.length() + self.width) * self.width))
+
+    def samples(self, scale_x: float, scale_y: float) -> list[PointHint]:
+        """Square patches along the line on an image resized by (scale_x, scale_y): one every half
+        patch side, so that they cover the line without gaps; the patch is the width there (1..MAX_PATCH)."""
+        size = min(MAX_PATCH, max(1, round(self.width * min(scale_x, scale_y))))
+        step = max(1.0, size / 2)
+        scaled = [((x + 0.5) * scale_x - 0.5, (y + 0.5) * scale_y - 0.5) for x, y in self.vertices]
+        centres = [scaled[0]]
+        for (x0, y0), (x1, y1) in zip(scaled, scaled[1:]):
+            count = int(np.ceil(np.hypot(x1 - x0, y1 - y0) / step))
+            centres += [(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t) for t in np.arange(1, count + 1) / max(count, 1)]
+        unique = list(dict.fromkeys((round(x, 3), round(y, 3)) for x, y in centres))
+        return [PointHint(x, y, self.a, self.b, size, self.strength, self.picked) for x, y in unique]
 
 
 def _checked_point(make, what: str) -> PointHint:
@@ -152,11 +231,18 @@ class Hints:
     histogram: torch.Tensor | None = None
     saturation: float | None = None
     reference: Path | None = None
+    strokes: tuple[StrokeHint, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.points, (tuple, list)):
             raise CunetError(f"points must be a list of points, got {type(self.points).__name__}")
         object.__setattr__(self, "points", tuple(as_point(p, f"point {i}") for i, p in enumerate(self.points)))
+        if not isinstance(self.strokes, (tuple, list)) or not all(isinstance(s, StrokeHint) for s in self.strokes):
+            raise CunetError("strokes must be a list of cunet.hints.StrokeHint")
+        object.__setattr__(self, "strokes", tuple(self.strokes))
+        painted = sum(p.size * p.size for p in self.points) + sum(s.pixels() for s in self.strokes)
+        if painted > MAX_HINT_PIXELS:
+            raise CunetError(f"the points and strokes paint {painted:,} hint pixels; the limit is {MAX_HINT_PIXELS:,}")
         if self.histogram is not None:
             object.__setattr__(self, "histogram", check_histogram(self.histogram))
         if self.saturation is not None:
@@ -173,11 +259,20 @@ class Hints:
             other.histogram if other.histogram is not None else self.histogram,
             other.saturation if other.saturation is not None else self.saturation,
             other.reference if other.reference is not None else self.reference,
+            self.strokes + other.strokes,
         )
+
+    def has_local(self) -> bool:
+        """Whether there is any point or stroke."""
+        return bool(self.points or self.strokes)
 
     def to_json(self) -> dict:
         """The hints-file form that `hints_from_json` reads back; points keep their exact a*b*."""
-        data: dict = {"points": [{"x": p.x, "y": p.y, "a": p.a, "b": p.b, "size": p.size} for p in self.points]}
+        data: dict = {"points": [{"x": p.x, "y": p.y, "a": p.a, "b": p.b, "size": p.size}
+                                 | ({"strength": p.strength} if p.strength != 1 else {}) for p in self.points]}
+        if self.strokes:
+            data["strokes"] = [{"points": [list(v) for v in s.vertices], "a": s.a, "b": s.b, "width": s.width}
+                               | ({"strength": s.strength} if s.strength != 1 else {}) for s in self.strokes]
         if self.histogram is not None:
             data["histogram"] = [float(v) for v in self.histogram]
         if self.saturation is not None:
@@ -227,16 +322,16 @@ def parse_points(text: str, origin: str = "--points") -> tuple[PointHint, ...]:
 def _point_from_json(item, where: str) -> PointHint:
     if not isinstance(item, dict):
         raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {_short(item)}")
-    unknown = set(item) - {"x", "y", "color", "size", "a", "b"}
+    unknown = set(item) - {"x", "y", "color", "size", "a", "b", "strength"}
     if unknown:
-        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use x, y, color (or a, b), size")
+        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use x, y, color (or a, b), size, strength")
     if "x" not in item or "y" not in item:
         raise CunetError(f"{where}: needs x and y")
-    size = item.get("size", 3)
+    size, strength = item.get("size", 3), item.get("strength", 1.0)
     if "color" in item:
-        return _checked_point(lambda: PointHint.from_rgb(item["x"], item["y"], item["color"], size), where)
+        return _checked_point(lambda: PointHint.from_rgb(item["x"], item["y"], item["color"], size, strength), where)
     if "a" in item and "b" in item:
-        return _checked_point(lambda: PointHint(item["x"], item["y"], item["a"], item["b"], size), where)
+        return _checked_point(lambda: PointHint(item["x"], item["y"], item["a"], item["b"], size, strength), where)
     raise CunetError(f"{where}: needs a color '#rrggbb'")
 
 
@@ -244,7 +339,9 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
     """A decoded hints document -> Hints. `origin` names the file in every message; a relative
     reference path is taken from `base` (the hints file's folder).
 
-    {"points": [{"x", "y", "color" | "a" and "b", "size"?}, ...], "saturation"?, "reference"?, "histogram"?}
+    {"points": [{"x", "y", "color" | "a" and "b", "size"?, "strength"?}, ...],
+     "strokes": [{"points": [[x, y], ...], "color" | "a" and "b", "width"?, "strength"?}, ...],
+     "saturation"?, "reference"?, "histogram"?}
     """
     if not isinstance(data, dict):
         raise CunetError(f"{origin}: hints must be a JSON object with any of {', '.join(HINT_KEYS)}")
@@ -255,6 +352,10 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
     if not isinstance(items, list):
         raise CunetError(f"{origin}: points must be a list of objects, got {_short(items)}")
     points = tuple(_point_from_json(item, f"{origin}: points[{i}]") for i, item in enumerate(items))
+    items = data.get("strokes", [])
+    if not isinstance(items, list):
+        raise CunetError(f"{origin}: strokes must be a list of objects, got {_short(items)}")
+    strokes = tuple(_stroke_from_json(item, f"{origin}: strokes[{i}]") for i, item in enumerate(items))
     saturation = histogram = reference = None
     if "saturation" in data:
         saturation = check_saturation(data["saturation"], f"{origin}: saturation")
@@ -268,7 +369,26 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
             reference = base / reference
         if not reference.is_file():
             raise CunetError(f"{origin}: reference {str(reference)!r}: no such file")
-    return Hints(points, histogram, saturation, reference)
+    try:
+        return Hints(points, histogram, saturation, reference, strokes)
+    except CunetError as error:
+        raise CunetError(f"{origin}: {error}") from None
+
+
+def _stroke_from_json(item, where: str) -> StrokeHint:
+    if not isinstance(item, dict):
+        raise CunetError(f"{where}: expected an object {{\"points\", \"color\", \"width\"?}}, got {_short(item)}")
+    unknown = set(item) - {"points", "color", "width", "a", "b", "strength"}
+    if unknown:
+        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use points, color (or a, b), width, strength")
+    if "points" not in item:
+        raise CunetError(f"{where}: needs points [[x, y], ...]")
+    width, strength = item.get("width", 5), item.get("strength", 1.0)
+    if "color" in item:
+        return _checked_point(lambda: StrokeHint.from_rgb(item["points"], item["color"], width, strength), where)
+    if "a" in item and "b" in item:
+        return _checked_point(lambda: StrokeHint(item["points"], item["a"], item["b"], width, strength), where)
+    raise CunetError(f"{where}: needs a color '#rrggbb'")
 
 
 def load_hints_file(path: str | os.PathLike) -> Hints:

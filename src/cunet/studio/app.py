@@ -10,6 +10,7 @@ bounded LRU (`store.PhotoStore`); every tensor computation runs on one compute t
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from cunet.colorizer import Colorizer
 from cunet.errors import CunetError, ImageTooLarge
 from cunet.gamut import num_bins
-from cunet.hints import HINT_KEYS, MAX_PATCH, Hints, decode_json, hints_from_json
+from cunet.hints import HINT_KEYS, MAX_PATCH, MAX_STROKE_WIDTH, Hints, decode_json, hints_from_json
 from cunet.io import load_photo, open_image
 from cunet.join import join_full_resolution
 from cunet.png import encode_png
@@ -55,7 +56,16 @@ HINTS_SCHEMA = {
             "properties": {"x": {"type": "number"}, "y": {"type": "number"},
                            "color": {"type": "string", "example": "#c03020"},
                            "a": {"type": "number"}, "b": {"type": "number"},
-                           "size": {"type": "integer", "minimum": 1, "maximum": MAX_PATCH}}}},
+                           "size": {"type": "integer", "minimum": 1, "maximum": MAX_PATCH},
+                           "strength": {"type": "number", "minimum": 0, "maximum": 1}}}},
+        "strokes": {"type": "array", "items": {
+            "type": "object", "required": ["points"],
+            "properties": {"points": {"type": "array", "items": {"type": "array", "items": {"type": "number"},
+                                                                  "minItems": 2, "maxItems": 2}},
+                           "color": {"type": "string", "example": "#2050c0"},
+                           "a": {"type": "number"}, "b": {"type": "number"},
+                           "width": {"type": "integer", "minimum": 1, "maximum": MAX_STROKE_WIDTH},
+                           "strength": {"type": "number", "minimum": 0, "maximum": 1}}}},
         "saturation": {"type": "number", "minimum": 0, "maximum": 1},
         "histogram": {"type": "array", "items": {"type": "number", "minimum": 0},
                       "minItems": num_bins(), "maxItems": num_bins()},
@@ -228,17 +238,21 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
         photo = open_photo(photo_id)
         hints = hints_of(body)
 
-        def render() -> bytes:
+        def render() -> tuple[bytes, str]:
             ab = colorizer.predict_ab(photo.prepared, hints)
+            shown = json.dumps([colour.to_json() for colour in colorizer.point_colours(photo.prepared, hints)])
             if full:
-                return _png(colorizer.finish(photo.prepared, ab))
-            return _png(join_full_resolution(photo.preview_luminance, ab, threads=1))
+                return _png(colorizer.finish(photo.prepared, ab)), shown
+            preview = photo.preview_luminance
+            field = colorizer.colour_field(photo.prepared, ab, preview.shape)
+            return _png(join_full_resolution(preview, field, threads=1)), shown
 
-        png = compute(render)
+        png, shown = compute(render)
+        # What each point will show (its colour fitted to the gamut at its lightness): the page's markers.
+        headers = {"Cache-Control": "no-store", "X-Point-Colors": shown}
         if full:
-            return Response(png, media_type="image/png", headers={
-                "Content-Disposition": 'attachment; filename="colorized.png"', "Cache-Control": "no-store"})
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+            headers["Content-Disposition"] = 'attachment; filename="colorized.png"'
+        return Response(png, media_type="image/png", headers=headers)
 
     @app.get("/api/photos/{photo_id}/suggest")
     def suggest(photo_id: str, x: float = Query(..., description="Pixel column in the photo"),
@@ -264,7 +278,8 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
             for index in chosen:
                 histogram = histograms[index].float()
                 ab = colorizer.predict_ab(photo.prepared, Hints(histogram=histogram))
-                image = join_full_resolution(thumbnail.rgb, ab, threads=1)
+                field = colorizer.colour_field(photo.prepared, ab, thumbnail.rgb.shape[:2])
+                image = join_full_resolution(thumbnail.rgb, field, threads=1)
                 results.append({"id": int(index), "histogram": [round(float(v), 6) for v in histogram],
                                 "thumbnail": "data:image/png;base64," + base64.b64encode(_png(image)).decode()})
             return results

@@ -4,7 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const photo = { id: null, width: 0, height: 0, name: "photo" };
-let hints = { points: [], saturation: null, histogram: null, globalLabel: "" };
+let hints = { points: [], strokes: [], saturation: null, histogram: null, globalLabel: "" };
+let shown = [];  // per point, what the server says it will show: {asked, lightness, shown, moved}
 let selected = -1;
 const undoStack = [];
 const redoStack = [];
@@ -33,6 +34,7 @@ async function api(path, options = {}, read = "json") {
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
       throw new Error(message);
     }
+    if (read === "image") return { blob: await response.blob(), headers: response.headers };
     return read === "blob" ? await response.blob() : await response.json();
   } finally {
     busy(-1);
@@ -42,6 +44,10 @@ async function api(path, options = {}, read = "json") {
 function hintsDocument() {
   const doc = { points: hints.points.map((p) => (p.color ? { x: p.x, y: p.y, color: p.color, size: p.size }
                                                          : { x: p.x, y: p.y, a: p.a, b: p.b, size: p.size })) };
+  if (hints.strokes.length) {
+    doc.strokes = hints.strokes.map((s) => (s.color ? { points: s.points, color: s.color, width: s.width }
+                                                    : { points: s.points, a: s.a, b: s.b, width: s.width }));
+  }
   if (hints.saturation !== null) doc.saturation = hints.saturation;
   if (hints.histogram !== null) doc.histogram = hints.histogram;
   return doc;
@@ -102,6 +108,7 @@ function syncControls() {
     $("size").value = hints.points[selected].size;
     $("size-value").textContent = hints.points[selected].size;
   }
+  showShownColor();
   for (const img of document.querySelectorAll(".variants img")) {
     img.classList.toggle("chosen", hints.globalLabel === img.dataset.label);
   }
@@ -117,11 +124,14 @@ async function refresh() {
   inFlight = controller;
   busy(1);  // held until the answer is decoded on screen, not only fetched
   try {
-    const blob = await api(`/api/photos/${photo.id}/colorize`, {
+    const { blob, headers } = await api(`/api/photos/${photo.id}/colorize`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(hintsDocument()), signal: controller.signal,
-    }, "blob");
+    }, "image");
     if (ticket !== latest) return;
+    try { shown = JSON.parse(headers.get("X-Point-Colors") || "[]"); } catch (e) { shown = []; }
+    render();
+    showShownColor();
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(blob);
     const preview = $("preview");
@@ -130,7 +140,8 @@ async function refresh() {
     try { await preview.decode(); } catch (error) { if (ticket !== latest) return; throw error; }
     if (ticket !== latest) return;
     preview.dataset.ticket = ticket;
-    status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s)`);
+    status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s), ` +
+           `${hints.strokes.length} stroke(s)`);
   } catch (error) {
     if (error.name !== "AbortError" && ticket === latest) status(error.message, true);
   } finally {
@@ -143,12 +154,29 @@ function render() {
   svg.setAttribute("viewBox", `0 0 ${photo.width} ${photo.height}`);
   const radius = Math.max(photo.width, photo.height) / 90;
   svg.replaceChildren();
+  hints.strokes.forEach((s) => {
+    const vertices = s.points.map(([x, y]) => `${x + 0.5},${y + 0.5}`).join(" ");
+    for (const [kind, width] of [["halo", s.width + 2 * radius / 3], ["stroke", s.width]]) {
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      line.setAttribute("points", vertices);
+      if (kind === "stroke") line.setAttribute("stroke", s.color || "#808080");
+      line.setAttribute("stroke-width", width);
+      line.setAttribute("class", kind);
+      svg.appendChild(line);
+    }
+  });
   hints.points.forEach((p, i) => {
     const circle = document.createElementNS("http://www.w3.org/2000/svg", "circle");
     circle.setAttribute("cx", p.x + 0.5);
     circle.setAttribute("cy", p.y + 0.5);
     circle.setAttribute("r", radius * (0.7 + p.size / 6));
-    circle.setAttribute("fill", p.color || "#808080");  // a point given as a*, b* only: the server knows its colour
+    // The colour the point will produce (its pick fitted to the gamut at its lightness), once the server said.
+    const will = shown[i] && shown[i].shown;
+    circle.setAttribute("fill", will || p.color || "#808080");
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = will ? `picked ${shown[i].asked}, shows as ${will} at L* ${Math.round(shown[i].lightness)}`
+                             : (p.color || "");
+    circle.appendChild(title);
     circle.dataset.index = i;
     if (i === selected) circle.classList.add("selected");
     svg.appendChild(circle);
@@ -192,11 +220,40 @@ function setPointColor(color) {
   refresh();
 }
 
+// The colour the selected point will show, beside the picker: a pale spot cannot be crimson.
+function showShownColor() {
+  const box = $("shown-color");
+  const will = selected >= 0 && shown[selected] ? shown[selected] : null;
+  box.hidden = !will;
+  if (!will) return;
+  $("shown-swatch").style.background = will.shown;
+  $("shown-text").textContent = will.moved > 10 ? `point shows as ${will.shown} at L* ${Math.round(will.lightness)}`
+                                                : `point shows as ${will.shown}`;
+}
+
+function tool() {
+  return $("tool-brush").checked ? "brush" : "point";
+}
+
+// Brush width in photo pixels from the slider (1-9), scaled to the photo: a few pixels of the preview.
+function brushWidth() {
+  return Math.max(1, Math.round((Number($("size").value) * Math.max(photo.width, photo.height)) / 400));
+}
+
+let drawing = null;
 let drag = null;
 function onPointerDown(event) {
   if (photo.id === null || event.button !== 0) return;
   const index = event.target.dataset ? event.target.dataset.index : undefined;
   const at = photoPixel(event);
+  if (tool() === "brush") {
+    remember();
+    drawing = { points: [[at.x, at.y]], color: $("color").value, width: brushWidth() };
+    hints.strokes.push(drawing);
+    $("points").setPointerCapture(event.pointerId);
+    render();
+    return;
+  }
   if (index !== undefined) {
     selected = Number(index);
     drag = { index: selected, moved: false, before: snapshot() };
@@ -213,6 +270,14 @@ function onPointerDown(event) {
 }
 
 function onPointerMove(event) {
+  if (drawing) {
+    const at = photoPixel(event);
+    const [lx, ly] = drawing.points[drawing.points.length - 1];
+    if (Math.hypot(at.x - lx, at.y - ly) < Math.max(2, drawing.width / 2)) return;
+    if (drawing.points.length < 10000) drawing.points.push([at.x, at.y]);
+    render();
+    return;
+  }
   if (!drag) return;
   const at = photoPixel(event);
   const point = hints.points[drag.index];
@@ -229,6 +294,11 @@ function onPointerMove(event) {
 }
 
 function onPointerUp(event) {
+  if (drawing) {
+    drawing = null;
+    refresh();
+    return;
+  }
   if (!drag) return;
   if (drag.moved) showSuggestions(hints.points[drag.index].x, hints.points[drag.index].y);
   drag = null;
@@ -258,7 +328,8 @@ async function openPhoto(file) {
 async function useOpenedPhoto(info, name) {
   if (photo.id !== null) fetch(`/api/photos/${photo.id}`, { method: "DELETE" });
   Object.assign(photo, { id: info.id, width: info.width, height: info.height, name: name.replace(/\.[^.]*$/, "") });
-  hints = { points: [], saturation: null, histogram: null, globalLabel: "" };
+  hints = { points: [], strokes: [], saturation: null, histogram: null, globalLabel: "" };
+  shown = [];
   selected = -1;
   undoStack.length = 0;
   redoStack.length = 0;
@@ -299,6 +370,7 @@ async function loadHints(file) {
     remember();
     hints = {
       points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3 })),
+      strokes: (doc.strokes || []).map((s) => ({ points: s.points, color: s.color, a: s.a, b: s.b, width: s.width || 5 })),
       saturation: doc.saturation ?? null, histogram: doc.histogram ?? null,
       globalLabel: doc.histogram ? `histogram from ${file.name}` : "",
     };

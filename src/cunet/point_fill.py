@@ -1,0 +1,78 @@
+"""Points that reach their colour and fill their region: an edge-aware correction after the network.
+
+The network takes a colour point as a hint and may follow it only partly (a thin pink band for a
+red point) or let it leak. Here, after the network, each point's miss (asked a*b* minus predicted
+a*b* on its patch) is spread over the photo by normalised convolution with the domain transform
+(`cunet.propagation`) and added, weighted by how much of the point's mass reaches each pixel
+compared with what an open flat region would give: inside the point's region the correction is
+full, across a strong L* edge it is gone. On the patch itself the output is exactly the asked colour
+(times the point's strength).
+
+The transform is guided by the L* smoothed over TEXTURE_RADIUS working pixels: stripes and plaids
+finer than that are one region (the smoothing keeps the total L* step of a region's outline, which
+is what the domain transform's distance adds up), while the outline of a region still stops the
+colour.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cunet.hints import PointHint, _patch_bounds
+from cunet.propagation import DomainTransform
+
+#: Spatial reach (working pixels) and the L* step that stops the correction.
+SIGMA_SPACE = 64.0
+SIGMA_RANGE = 6.0
+#: Texture finer than this radius (working pixels) does not stop the correction.
+TEXTURE_RADIUS = 2
+#: The correction is full where a point's mass is at least FULL_SHARE of what reaches the same spot
+#: in an open flat photo... and none below NONE_SHARE, log-linear in between.
+FULL_SHARE = 0.25
+NONE_SHARE = 0.01
+
+
+def fill_transform(lightness: torch.Tensor) -> DomainTransform:
+    """The correction's domain transform for L* (1, 1, h, w) at the working size (made once per photo)."""
+    smooth = lightness.float()
+    for _ in range(2):  # a box twice: a tent, which leaves far less ripple of a stripe pattern than one box
+        smooth = F.avg_pool2d(F.pad(smooth, [TEXTURE_RADIUS] * 4, mode="replicate"), 2 * TEXTURE_RADIUS + 1, stride=1)
+    return DomainTransform(smooth, SIGMA_SPACE, SIGMA_RANGE)
+
+
+def point_maps(points: list[PointHint], shape: tuple[int, int]) -> torch.Tensor:
+    """(1, 4, h, w): asked a*, asked b* (unnormalised), strength and mask, for points already in
+    working-size pixels; later points overwrite earlier ones, as in `cunet.hints.encode_point_hints`."""
+    height, width = shape
+    maps = torch.zeros(1, 4, height, width)
+    for point in points:
+        y0, y1 = _patch_bounds(point.y, point.size, height)
+        x0, x1 = _patch_bounds(point.x, point.size, width)
+        maps[0, :, y0:y1, x0:x1] = torch.tensor([point.a, point.b, point.strength, 1.0])[:, None, None]
+    return maps
+
+
+def fill_points(ab: torch.Tensor, points: list[PointHint], transform: DomainTransform,
+                flat: DomainTransform | None = None) -> torch.Tensor:
+    """The network's a*b* (1, 2, h, w) corrected towards `points` (in working-size pixels).
+
+    `transform` is `fill_transform` of the photo's working L*; `flat` the same for a flat photo of
+    that size (made here if not given; it depends on the size alone; a caller keeps both per photo).
+    """
+    if not points:
+        return ab
+    shape = tuple(ab.shape[-2:])
+    maps = point_maps(points, shape)
+    asked, strength, mask = maps[:, :2], maps[:, 2:3], maps[:, 3:4]
+    miss = (asked - ab.float()) * strength * mask
+    spread = transform(torch.cat([miss, mask], dim=1))
+    mass = spread[:, 2:3].clamp_min(0)
+    reference = (flat or fill_transform(torch.zeros(1, 1, *shape)))(mask)[:, :1].clamp_min(1e-12)
+    share = (mass / reference).clamp_min(1e-12)
+    low, high = torch.log10(torch.tensor(NONE_SHARE)), torch.log10(torch.tensor(FULL_SHARE))
+    weight = ((share.log10() - low) / (high - low)).clamp(0, 1)
+    correction = torch.where(mass > 1e-12, spread[:, :2] / mass.clamp_min(1e-12), torch.zeros_like(miss))
+    corrected = ab.float() + weight * correction
+    on_patch = ab.float() + miss  # exactly the asked colour, times the strength
+    return torch.where(mask > 0, on_patch, corrected)

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+import torch
+from skimage.color import deltaE_ciede2000
+
+from cunet.colorizer import Colorizer
+from cunet.errors import CunetError
+from cunet.hints import Hints, PointHint, StrokeHint, hints_from_json
+from cunet.model import CUNet, CUNetConfig
+from cunet.point_fill import fill_points, fill_transform
+
+SIZE = 128
+ASKED = (50.0, 30.0)  # a red
+
+
+def rows_and_columns():
+    return np.mgrid[:SIZE, :SIZE]
+
+
+def left_half() -> np.ndarray:
+    region = np.zeros((SIZE, SIZE), bool)
+    region[:, :64] = True
+    return region
+
+
+def shares_coloured(lightness: torch.Tensor, region: np.ndarray, x: float, y: float) -> tuple[float, float]:
+    """One red point at (x, y) on a gray prediction: the share of `region`, and of the rest, within
+    ΔE00 10 of the asked colour at each pixel's own lightness."""
+    gray = torch.zeros(1, 2, SIZE, SIZE)
+    out = fill_points(gray, [PointHint(x, y, *ASKED, size=3)], fill_transform(lightness))
+    lab = torch.cat([lightness, out], 1)[0].permute(1, 2, 0).numpy()
+    target = lab.copy()
+    target[..., 1:] = ASKED
+    close = deltaE_ciede2000(lab, target) <= 10
+    return float(close[region].mean()), float(close[~region].mean())
+
+
+def test_a_point_fills_its_flat_region_and_stops_at_the_edge():
+    lightness = torch.full((1, 1, SIZE, SIZE), 30.0)
+    lightness[..., 64:] = 70.0
+    own, other = shares_coloured(lightness, left_half(), 20, 64)
+    assert own >= 0.9 and other <= 0.05
+
+
+def test_a_point_fills_a_plaid_and_stops_at_the_flat_region_beside_it():
+    rows, columns = rows_and_columns()
+    plaid = 40.0 + 15.0 * (((rows // 3) % 2) ^ ((columns // 3) % 2))
+    lightness = torch.full((1, 1, SIZE, SIZE), 80.0)
+    lightness[0, 0, :, :64] = torch.from_numpy(plaid[:, :64]).float()
+    own, other = shares_coloured(lightness, left_half(), 20, 64)
+    assert own >= 0.9 and other <= 0.05
+
+
+def test_a_point_fills_fine_stripes_and_stops_at_the_flat_region_beside_them():
+    _, columns = rows_and_columns()
+    lightness = torch.full((1, 1, SIZE, SIZE), 80.0)
+    lightness[0, 0, :, :64] = torch.from_numpy(45.0 + 20.0 * ((columns[:, :64] // 2) % 2)).float()
+    own, other = shares_coloured(lightness, left_half(), 20, 64)
+    assert own >= 0.9 and other <= 0.05
+
+
+def test_a_point_inside_a_disc_stays_inside_it():
+    rows, columns = rows_and_columns()
+    disc = (rows - 64) ** 2 + (columns - 64) ** 2 < 20**2
+    lightness = torch.full((1, 1, SIZE, SIZE), 40.0)
+    lightness[0, 0][torch.from_numpy(disc)] = 75.0
+    own, other = shares_coloured(lightness, disc, 64, 64)
+    assert own >= 0.9 and other <= 0.05
+
+
+def test_on_its_patch_a_point_has_exactly_its_colour_times_its_strength():
+    lightness = torch.full((1, 1, 32, 32), 50.0)
+    prediction = torch.full((1, 2, 32, 32), 10.0)
+    full = fill_points(prediction, [PointHint(8, 8, 40.0, -20.0, size=3)], fill_transform(lightness))
+    half = fill_points(prediction, [PointHint(8, 8, 40.0, -20.0, size=3, strength=0.5)], fill_transform(lightness))
+    none = fill_points(prediction, [PointHint(8, 8, 40.0, -20.0, size=3, strength=0.0)], fill_transform(lightness))
+    assert torch.allclose(full[0, :, 7:10, 7:10], torch.tensor([40.0, -20.0])[:, None, None].expand(2, 3, 3))
+    assert torch.allclose(half[0, :, 7:10, 7:10], torch.tensor([25.0, -5.0])[:, None, None].expand(2, 3, 3))
+    assert torch.equal(none, prediction)
+
+
+def test_without_points_the_prediction_is_unchanged():
+    prediction = torch.randn(1, 2, 16, 16)
+    assert fill_points(prediction, [], fill_transform(torch.zeros(1, 1, 16, 16))) is prediction
+
+
+def test_a_point_strength_outside_zero_to_one_is_refused():
+    with pytest.raises(CunetError, match="strength must be a number in \\[0, 1\\]"):
+        PointHint(1, 1, 0.0, 0.0, 3, strength=1.5)
+
+
+def test_a_hints_file_point_keeps_its_strength_through_json():
+    hints = hints_from_json({"points": [{"x": 3, "y": 4, "color": "#c01010", "strength": 0.25}]})
+    assert hints.points[0].strength == 0.25
+    assert hints_from_json(hints.to_json()).points[0].strength == 0.25
+
+
+def test_the_colorizer_gives_each_point_its_colour_on_a_real_photo(astronaut):
+    colorizer = Colorizer(CUNet(CUNetConfig(width=8)).eval(), working_size=64)
+    point = PointHint(300, 200, -40.0, 50.0, size=9)
+    filled = colorizer.predict_ab(astronaut, Hints((point,)))
+    colorizer.point_fill = False
+    raw = colorizer.predict_ab(astronaut, Hints((point,)))
+    row, column = round((200 + 0.5) * 64 / 512 - 0.5), round((300 + 0.5) * 64 / 512 - 0.5)
+    assert torch.allclose(filled[0, :, row, column], torch.tensor([-40.0, 50.0]), atol=1e-4)
+    assert (raw[0, :, row, column] - torch.tensor([-40.0, 50.0])).norm() > 5
+
+
+def test_a_stroke_along_a_region_colours_it_and_stops_at_its_edge():
+    photo = np.full((256, 256), 200, np.uint8)  # light right part ...
+    photo[:, :128] = 60  # ... and a dark left part, split by a vertical edge
+    model = CUNet(CUNetConfig(width=8)).eval()
+    torch.nn.init.zeros_(model.out.weight)
+    torch.nn.init.zeros_(model.out.bias)  # a network that answers gray: what the stroke adds is the fill's
+    colorizer = Colorizer(model, working_size=128)
+    stroke = StrokeHint.from_rgb([(30, 40), (60, 200), (90, 120)], "#2050c0", width=6)
+    out = np.asarray(colorizer.colorize(photo, Hints(strokes=(stroke,)))).astype(float)
+    blue = out[..., 2] - (out[..., 0] + out[..., 1]) / 2
+    assert (blue[:, :128] > 20).mean() >= 0.9 and (blue[:, 128:] > 20).mean() <= 0.05
+
+
+def test_a_stroke_becomes_patches_that_cover_its_line_without_gaps():
+    stroke = StrokeHint.from_rgb([(0, 0), (100, 0), (100, 50)], "#c01010", width=8)
+    samples = stroke.samples(0.5, 0.5)
+    assert all(s.size == 4 for s in samples)
+    xs = sorted(s.x for s in samples if abs(s.y - samples[0].y) < 1e-6)
+    assert max(b - a for a, b in zip(xs, xs[1:])) <= 2.0 and xs[-1] == pytest.approx(49.75)
+
+
+def test_a_stroke_is_checked_with_the_messages_of_a_point():
+    with pytest.raises(CunetError, match="strokes\\[0\\]: stroke width must be a whole number of pixels from 1 to 256"):
+        hints_from_json({"strokes": [{"points": [[1, 2]], "color": "#fff", "width": 0}]})
+    with pytest.raises(CunetError, match="strokes\\[0\\]: bad colour|strokes\\[0\\]: .*colour"):
+        hints_from_json({"strokes": [{"points": [[1, 2]], "color": "#zzzzzz"}]})
+    with pytest.raises(CunetError, match="strokes\\[0\\]: stroke points must be \\[x, y\\] pairs"):
+        hints_from_json({"strokes": [{"points": [[1, 2, 3]], "color": "#fff"}]})
+
+
+def test_hints_that_paint_too_many_pixels_are_refused_before_any_work():
+    long = {"points": [[0, 0], [200_000, 0]], "color": "#fff", "width": 256}
+    with pytest.raises(CunetError, match="hints: the points and strokes paint .* hint pixels; the limit is 4,000,000"):
+        hints_from_json({"strokes": [long]})
