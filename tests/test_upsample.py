@@ -33,10 +33,10 @@ def test_a_colour_edge_on_a_lightness_edge_comes_back_sharper_than_bilinear():
     score = {name: float(psnr(rgb8_of(torch.cat([lab[:, :1], ab], 1)), truth))
              for name, ab in (("bilinear", bilinear), ("guided", guided))}
     assert score["guided"] >= score["bilinear"] + 4.0
-    # The halo: within 4 px of the edge, the colour error is at most 55 % of bilinear's, at every column.
+    # The halo: within 4 px of the edge, the colour error is at most 60 % of bilinear's, at every column.
     truth_ab = lab[0, 1:, 0]
     for column in range(57, 66):
-        assert (guided[0, :, 0, column] - truth_ab[:, column]).norm() <= 0.55 * (
+        assert (guided[0, :, 0, column] - truth_ab[:, column]).norm() <= 0.6 * (
             bilinear[0, :, 0, column] - truth_ab[:, column]).norm()
 
 

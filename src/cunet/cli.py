@@ -415,7 +415,8 @@ def evaluate(
     upsample: Annotated[str, typer.Option(help="How cunet's colour reaches full size: guided or bilinear.")] = "guided",
     point_fill: Annotated[bool, typer.Option(
         "--point-fill/--no-point-fill", help="Correct cunet's colour towards each point over its region after "
-        "the network (--no-point-fill: the network's own answer, for comparison).")] = True,
+        "the network (--no-point-fill: the network's own answer to the points, which are still fitted to the "
+        "gamut at their lightness; for comparison).")] = True,
     photo_size: Annotated[int, typer.Option(help="Photos are resized to this square (the protocol's 256); 0: "
                                                  "each at its stored size.")] = 256,
     size: Annotated[Optional[int], typer.Option(

@@ -23,7 +23,8 @@ from cunet.checkpoint import load_model
 from cunet.color import denormalize_ab, fit_in_gamut, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
 from cunet.gamut import annealed_mean_of_head, bin_probabilities, in_gamut_bins, num_bins
-from cunet.hints import Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs, photo_histogram
+from cunet.hints import (MAX_HINT_PATCHES, Hints, PointHint, encode_global_hint, encode_point_hints, network_inputs,
+                         photo_histogram)
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
@@ -177,12 +178,13 @@ def _fitted(points: list[PointHint], lightness: torch.Tensor) -> tuple[PointHint
     from cunet.hints import _patch_bounds
 
     height, width = lightness.shape[-2:]
-    means = []
-    for point in points:
-        y0, y1 = _patch_bounds(point.y, point.size, height)
-        x0, x1 = _patch_bounds(point.x, point.size, width)
-        means.append(lightness[0, 0, y0:y1, x0:x1].mean())
-    fitted = fit_in_gamut(torch.stack(means), torch.tensor([[p.a, p.b] for p in points]))
+    # Patch means from the integral image: the same cost for 10 points or 10,000.
+    integral = F.pad(lightness[0, 0].double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+    bounds = torch.tensor([_patch_bounds(p.y, p.size, height) + _patch_bounds(p.x, p.size, width) for p in points])
+    y0, y1, x0, x1 = bounds.unbind(1)
+    sums = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    means = (sums / ((y1 - y0) * (x1 - x0))).float()
+    fitted = fit_in_gamut(means, torch.tensor([[p.a, p.b] for p in points]))
     return tuple(PointHint(p.x, p.y, a, b, p.size, p.strength, p.picked) for p, (a, b) in zip(points, fitted.tolist()))
 
 
@@ -392,10 +394,12 @@ class Colorizer:
             if not isinstance(hints, Hints):
                 raise CunetError(f"hints must be a cunet.hints.Hints, got {type(hints).__name__}")
             if given:
-                raise CunetError("give either hints or points/histogram/saturation/reference, not both")
+                raise CunetError("give either hints or points/strokes/histogram/saturation/reference, not both")
             return hints
         if points is not None and not isinstance(points, (list, tuple)):
             raise CunetError(f"points must be a list of points, got {type(points).__name__}")
+        if strokes is not None and not isinstance(strokes, (list, tuple)):
+            raise CunetError(f"strokes must be a list of cunet.hints.StrokeHint, got {type(strokes).__name__}")
         if reference is not None and histogram is None and not isinstance(reference, (str, os.PathLike)):
             histogram, reference = self.histogram_of(reference), None
         return Hints(tuple(points or ()), histogram, saturation, reference, tuple(strokes or ()))
@@ -406,13 +410,15 @@ class Colorizer:
         """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says, with the
         points filled in (`point_fill`)."""
         prepared, hints = self.prepare(image), hints or Hints()
-        return self._filled(prepared, hints, size, self._decoded(*self._run(prepared, hints, size)))
+        key = self._encoding_key(prepared, hints, size)
+        return self._filled(prepared, key, self._decoded(*self._run(prepared, hints, size, key)))
 
-    def _filled(self, prepared: PreparedPhoto, hints: Hints, size: int | None, ab: torch.Tensor) -> torch.Tensor:
-        """a*b* corrected towards the points over their regions (`cunet.point_fill`), if `point_fill`."""
-        if not self.point_fill or not hints.has_local():
+    def _filled(self, prepared: PreparedPhoto, key: tuple, ab: torch.Tensor) -> torch.Tensor:
+        """a*b* corrected towards the encoding key's points over their regions (`cunet.point_fill`), if
+        `point_fill`."""
+        _, working, scaled = key
+        if not self.point_fill or not scaled:
             return ab
-        _, working, scaled = self._encoding_key(prepared, hints, size)
         return fill_points(ab, list(scaled), *prepared.fill_transforms(working))
 
     @torch.no_grad()
@@ -433,9 +439,9 @@ class Colorizer:
         if self.model.global_hint is not None:
             global_hint = torch.cat([self._global_hint(hints, prepared, size) for prepared in photos])
         regression, head_features = self.runtime.decode(features, global_hint)
-        return [self._filled(prepared, hints, size, self._decoded(
+        return [self._filled(prepared, key, self._decoded(
                     denormalize_ab(regression[i:i + 1]), None if head_features is None else head_features[i:i + 1]))
-                for i, prepared in enumerate(photos)]
+                for i, (prepared, key) in enumerate(zip(photos, keys))]
 
     @torch.no_grad()
     def predict_ab_decodings(self, image: ImageInput | PreparedPhoto, decodings: list[tuple[str, float, float]],
@@ -445,8 +451,9 @@ class Colorizer:
         for decoding in decodings:
             check_decoding(*decoding, self.model.distribution is not None)
         prepared, hints = self.prepare(image), hints or Hints()
-        outputs = self._run(prepared, hints, size)
-        return [self._filled(prepared, hints, size, self._decoded(*outputs, decoding)) for decoding in decodings]
+        key = self._encoding_key(prepared, hints, size)
+        outputs = self._run(prepared, hints, size, key)
+        return [self._filled(prepared, key, self._decoded(*outputs, decoding)) for decoding in decodings]
 
     def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None,
                  decoding: tuple[str, float, float] | None = None) -> torch.Tensor:
@@ -485,13 +492,18 @@ class Colorizer:
         shape, lightness = prepared.working(size)
         scale_x, scale_y = shape[1] / width, shape[0] / height
         scaled = [p.scaled(scale_x, scale_y) for p in hints.points]
-        scaled += [sample for stroke in hints.strokes for sample in stroke.samples(scale_x, scale_y)]
+        for stroke in hints.strokes:
+            scaled += stroke.samples(scale_x, scale_y)
+            if len(scaled) > MAX_HINT_PATCHES:
+                raise CunetError(f"the points and strokes make over {MAX_HINT_PATCHES:,} hint patches at the "
+                                 f"working size; use fewer or shorter strokes")
         return self.runtime, size, _fitted(scaled, lightness)
 
     def shown_points(self, prepared: PreparedPhoto, points: tuple[PointHint, ...]) -> tuple[PointHint, ...]:
         """The points with the colours they can show: each a*b* fitted into sRGB's gamut at the photo's
-        own full-resolution L* on its patch (`cunet.color.fit_in_gamut`; the network and the fill get
-        the same fit at the working size)."""
+        own full-resolution L* on its patch (`cunet.color.fit_in_gamut`), what the markers and notes
+        report. The network and the fill get the fit at the mean working-size L* of the patch, which
+        on a large photo averages a wider area (the two agree where the patch's lightness is even)."""
         if not points:
             return points
         fitted = fit_in_gamut(prepared.patch_lightness(points), torch.tensor([[p.a, p.b] for p in points]))
@@ -551,10 +563,12 @@ class Colorizer:
         c4 = torch.as_tensor(features[3]).to(self.model.histogram.layers[0].weight.device)
         return self.model.predict_histogram(c4).cpu()
 
-    def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None,
+             key: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the
-        working shape; the photo's last encoding (conv1-4) is reused when only the global hint changed."""
-        key = self._encoding_key(prepared, hints, size)
+        working shape; the photo's last encoding (conv1-4) is reused when only the global hint changed.
+        `key`: the `_encoding_key`, when the caller has it."""
+        key = self._encoding_key(prepared, hints, size) if key is None else key
         if prepared._encoded is not None and prepared._encoded[0] == key:
             features = prepared._encoded[1]
         else:

@@ -34,11 +34,14 @@ MAX_PATCH = 9
 AB_LIMIT = 128.0
 POINT_SYNTAX = "x,y,#rrggbb[,size]"
 HINT_KEYS = ("points", "strokes", "saturation", "reference", "histogram")
-#: A stroke's width in photo pixels, its vertices, and the hint pixels of all points and strokes together:
-#: more than a user draws, few enough that one request stays fast (issue 21: 1.5 M points took 320 s).
+#: A stroke's width in photo pixels and its vertices; the points of one request; and the hint patches at
+#: the working size (points plus stroke samples), which is what the work grows with: more than a user
+#: draws, few enough that an update stays under a second or so (issue 21: 1.5 M points took 320 s).
 MAX_STROKE_WIDTH = 256
 MAX_STROKE_VERTICES = 10_000
-MAX_HINT_PIXELS = 4_000_000
+MAX_POINTS = 10_000
+MAX_STROKES = 1_000
+MAX_HINT_PATCHES = 50_000
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _POINT_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*(#?\w+)\s*(?:,\s*(\S+?)\s*)?$")
 
@@ -196,10 +199,6 @@ class StrokeHint:
         """The polyline's length in pixels."""
         return float(sum(np.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(self.vertices, self.vertices[1:])))
 
-    def pixels(self) -> int:
-        """About how many hint pixels the stroke paints at full resolution (for the cap)."""
-        return int(np.ceil((self.length() + self.width) * self.width))
-
     def samples(self, scale_x: float, scale_y: float) -> list[PointHint]:
         """Square patches along the line on an image resized by (scale_x, scale_y): one every half
         patch side, so that they cover the line without gaps; the patch is the width there (1..MAX_PATCH)."""
@@ -210,8 +209,9 @@ class StrokeHint:
         for (x0, y0), (x1, y1) in zip(scaled, scaled[1:]):
             count = int(np.ceil(np.hypot(x1 - x0, y1 - y0) / step))
             centres += [(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t) for t in np.arange(1, count + 1) / max(count, 1)]
-        unique = list(dict.fromkeys((round(x, 3), round(y, 3)) for x, y in centres))
-        return [PointHint(x, y, self.a, self.b, size, self.strength, self.picked) for x, y in unique]
+        # One patch per working pixel at most: the samples are bounded by the working image, not the line.
+        unique = {(int(np.floor(x + 0.5)), int(np.floor(y + 0.5))): (x, y) for x, y in centres}
+        return [PointHint(x, y, self.a, self.b, size, self.strength, self.picked) for x, y in unique.values()]
 
 
 def _checked_point(make, what: str) -> PointHint:
@@ -238,11 +238,12 @@ class Hints:
             raise CunetError(f"points must be a list of points, got {type(self.points).__name__}")
         object.__setattr__(self, "points", tuple(as_point(p, f"point {i}") for i, p in enumerate(self.points)))
         if not isinstance(self.strokes, (tuple, list)) or not all(isinstance(s, StrokeHint) for s in self.strokes):
-            raise CunetError("strokes must be a list of cunet.hints.StrokeHint")
+            raise CunetError(f"strokes must be a list of cunet.hints.StrokeHint, got {_short(self.strokes)}")
         object.__setattr__(self, "strokes", tuple(self.strokes))
-        painted = sum(p.size * p.size for p in self.points) + sum(s.pixels() for s in self.strokes)
-        if painted > MAX_HINT_PIXELS:
-            raise CunetError(f"the points and strokes paint {painted:,} hint pixels; the limit is {MAX_HINT_PIXELS:,}")
+        if len(self.points) > MAX_POINTS:
+            raise CunetError(f"{len(self.points):,} points; the limit is {MAX_POINTS:,}")
+        if len(self.strokes) > MAX_STROKES:
+            raise CunetError(f"{len(self.strokes):,} strokes; the limit is {MAX_STROKES:,}")
         if self.histogram is not None:
             object.__setattr__(self, "histogram", check_histogram(self.histogram))
         if self.saturation is not None:

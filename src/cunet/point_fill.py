@@ -5,8 +5,8 @@ red point) or let it leak. Here, after the network, each point's miss (asked a*b
 a*b* on its patch) is spread over the photo by normalised convolution with the domain transform
 (`cunet.propagation`) and added, weighted by how much of the point's mass reaches each pixel
 compared with what an open flat region would give: inside the point's region the correction is
-full, across a strong L* edge it is gone. On the patch itself the output is exactly the asked colour
-(times the point's strength).
+full, across a strong L* edge it is gone. On the patch itself (at the working size) the output is
+exactly the point's colour as given here (the colorizer gives the gamut-fitted one), times its strength.
 
 The transform is guided by the L* smoothed over TEXTURE_RADIUS working pixels: stripes and plaids
 finer than that are one region (the smoothing keeps the total L* step of a region's outline, which

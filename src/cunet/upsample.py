@@ -5,9 +5,10 @@ Bilinear up-sampling smears that colour across every edge of the full-resolution
 filter models a*b* in each small window of the working-size map as a linear function of L*
 (a* = A L* + B), averages the coefficients, and evaluates them with the photo's *own*
 full-resolution L*: wherever colour changes with lightness inside a window, the change lands on
-the photo's edge, not half a working pixel beside it. The coefficients are small maps of the
-working size, up-sampled bilinearly tile by tile in the join (`cunet.join`): the full-resolution
-cost is one multiply-add per channel and pixel, and memory still grows with the tile.
+the photo's edge, not half a working pixel beside it. The windows and the coefficient maps are at a
+guide size (the photo's, at most GUIDE_FACTOR x the working size), and the maps are up-sampled
+bilinearly tile by tile in the join (`cunet.join`): the full-resolution cost is one multiply-add per
+channel and pixel, and memory grows with the tile (plus the 4-channel maps widened to the photo's width).
 
 Radius and regulariser were measured (benchmarks/upsampling.py: val photos, their true a*b* shrunk
 4x / 8x / 16x and brought back guided by the true L*).
@@ -22,7 +23,7 @@ from cunet.errors import CunetError
 
 UPSAMPLERS = ("bilinear", "guided")
 DEFAULT_UPSAMPLER = "guided"
-#: Window radius in working-size pixels, and the regulariser in (L* units)^2: a window whose L* varies
+#: Window radius in guide-size pixels (at 4x, half a working pixel), and the regulariser in (L* units)^2: a window whose L* varies
 #: by less than about sqrt(EPSILON) gets its plain mean colour (A near 0), as bilinear would.
 RADIUS = 2
 EPSILON = 16.0
@@ -41,9 +42,25 @@ def check_upsampler(name: str) -> str:
     return name
 
 
+def _window_sums(values: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Sums over windows of 2r+1 along `dim` (zero beyond the borders): one cumulative sum and one
+    difference of two shifted slices, a constant cost per pixel."""
+    side = 2 * radius + 1
+    padding = [0, 0] * (values.dim() - 1 - (dim % values.dim())) + [radius + 1, radius]
+    running = F.pad(values, padding).cumsum(dim)
+    size = values.shape[dim]
+    return running.narrow(dim, side, size) - running.narrow(dim, 0, size)
+
+
 def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
-    """The mean over a (2r+1)^2 window, over the pixels inside the map at its borders."""
-    return F.avg_pool2d(values, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    """The mean over a (2r+1)^2 window, over the pixels inside the map at its borders (as
+    `F.avg_pool2d(..., count_include_pad=False)`), separably by cumulative sums, a constant cost per
+    pixel. In float32 the running sums of a 512-px row of centred L*^2 (<= 2500) drift by about 0.1, a
+    few thousandths of a unit in a window's mean: nothing beside EPSILON."""
+    height, width = values.shape[-2:]
+    sums = _window_sums(_window_sums(values.float(), radius, -1), radius, -2)
+    counts = _window_sums(_window_sums(torch.ones(1, 1, height, width), radius, -1), radius, -2)
+    return sums / counts
 
 
 def compensated(ab: torch.Tensor, factor: int = COMPENSATION_FACTOR) -> torch.Tensor:

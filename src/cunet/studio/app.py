@@ -42,6 +42,9 @@ MAX_PHOTO_PIXELS = 50_000_000
 PREVIEW_SIDE = 768
 #: Long side of the variant thumbnails.
 THUMBNAIL_SIDE = 192
+#: Previews report what each point will show (header X-Point-Colors, ~80 bytes a point) up to this many points:
+#: browsers refuse response headers past a few hundred KB.
+MAX_REPORTED_POINTS = 500
 
 log = logging.getLogger("cunet.studio")
 STATIC = Path(str(resources.files("cunet.studio") / "static"))
@@ -238,18 +241,20 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
         photo = open_photo(photo_id)
         hints = hints_of(body)
 
-        def render() -> tuple[bytes, str]:
+        def render() -> tuple[bytes, str | None]:
             ab = colorizer.predict_ab(photo.prepared, hints)
-            shown = json.dumps([colour.to_json() for colour in colorizer.point_colours(photo.prepared, hints)])
             if full:
-                return _png(colorizer.finish(photo.prepared, ab)), shown
+                return _png(colorizer.finish(photo.prepared, ab)), None
+            shown = None
+            if len(hints.points) <= MAX_REPORTED_POINTS:
+                shown = json.dumps([colour.to_json() for colour in colorizer.point_colours(photo.prepared, hints)])
             preview = photo.preview_luminance
             field = colorizer.colour_field(photo.prepared, ab, preview.shape)
             return _png(join_full_resolution(preview, field, threads=1)), shown
 
         png, shown = compute(render)
         # What each point will show (its colour fitted to the gamut at its lightness): the page's markers.
-        headers = {"Cache-Control": "no-store", "X-Point-Colors": shown}
+        headers = {"Cache-Control": "no-store"} | ({"X-Point-Colors": shown} if shown is not None else {})
         if full:
             headers["Content-Disposition"] = 'attachment; filename="colorized.png"'
         return Response(png, media_type="image/png", headers=headers)

@@ -42,11 +42,12 @@ async function api(path, options = {}, read = "json") {
 }
 
 function hintsDocument() {
-  const doc = { points: hints.points.map((p) => (p.color ? { x: p.x, y: p.y, color: p.color, size: p.size }
-                                                         : { x: p.x, y: p.y, a: p.a, b: p.b, size: p.size })) };
+  const withStrength = (item, hint) => (hint.strength === undefined ? item : { ...item, strength: hint.strength });
+  const doc = { points: hints.points.map((p) => withStrength(
+    p.color ? { x: p.x, y: p.y, color: p.color, size: p.size } : { x: p.x, y: p.y, a: p.a, b: p.b, size: p.size }, p)) };
   if (hints.strokes.length) {
-    doc.strokes = hints.strokes.map((s) => (s.color ? { points: s.points, color: s.color, width: s.width }
-                                                    : { points: s.points, a: s.a, b: s.b, width: s.width }));
+    doc.strokes = hints.strokes.map((s) => withStrength(
+      s.color ? { points: s.points, color: s.color, width: s.width } : { points: s.points, a: s.a, b: s.b, width: s.width }, s));
   }
   if (hints.saturation !== null) doc.saturation = hints.saturation;
   if (hints.histogram !== null) doc.histogram = hints.histogram;
@@ -62,6 +63,7 @@ function restore(text) {
   selected = state.selected;
   delete state.selected;
   hints = state;
+  shown = [];
   syncControls();
   render();
   refresh();
@@ -69,6 +71,7 @@ function restore(text) {
 
 // Record the state before a change, so that Undo returns to it.
 function remember() {
+  shown = [];  // the points change: what they show is known again after the next preview
   undoStack.push(snapshot());
   if (undoStack.length > 200) undoStack.shift();
   redoStack.length = 0;
@@ -143,7 +146,12 @@ async function refresh() {
     status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s), ` +
            `${hints.strokes.length} stroke(s)`);
   } catch (error) {
-    if (error.name !== "AbortError" && ticket === latest) status(error.message, true);
+    if (error.name !== "AbortError" && ticket === latest) {
+      status(error.message, true);
+      shown = [];
+      render();
+      showShownColor();
+    }
   } finally {
     busy(-1);
   }
@@ -235,20 +243,22 @@ function tool() {
   return $("tool-brush").checked ? "brush" : "point";
 }
 
-// Brush width in photo pixels from the slider (1-9), scaled to the photo: a few pixels of the preview.
+// Brush width in photo pixels from the slider (1-9), scaled to the photo: a few pixels of the preview
+// (at most the server's limit, MAX_STROKE_WIDTH in cunet.hints).
 function brushWidth() {
-  return Math.max(1, Math.round((Number($("size").value) * Math.max(photo.width, photo.height)) / 400));
+  return Math.min(256, Math.max(1, Math.round((Number($("size").value) * Math.max(photo.width, photo.height)) / 400)));
 }
 
 let drawing = null;
 let drag = null;
 function onPointerDown(event) {
-  if (photo.id === null || event.button !== 0) return;
+  if (photo.id === null || event.button !== 0 || !event.isPrimary) return;
   const index = event.target.dataset ? event.target.dataset.index : undefined;
   const at = photoPixel(event);
   if (tool() === "brush") {
     remember();
     drawing = { points: [[at.x, at.y]], color: $("color").value, width: brushWidth() };
+    drawing.pointer = event.pointerId;
     hints.strokes.push(drawing);
     $("points").setPointerCapture(event.pointerId);
     render();
@@ -271,6 +281,7 @@ function onPointerDown(event) {
 
 function onPointerMove(event) {
   if (drawing) {
+    if (event.pointerId !== drawing.pointer) return;
     const at = photoPixel(event);
     const [lx, ly] = drawing.points[drawing.points.length - 1];
     if (Math.hypot(at.x - lx, at.y - ly) < Math.max(2, drawing.width / 2)) return;
@@ -295,6 +306,8 @@ function onPointerMove(event) {
 
 function onPointerUp(event) {
   if (drawing) {
+    if (event.pointerId !== drawing.pointer) return;
+    delete drawing.pointer;
     drawing = null;
     refresh();
     return;
@@ -369,8 +382,10 @@ async function loadHints(file) {
     if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("hints must be a JSON object");
     remember();
     hints = {
-      points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3 })),
-      strokes: (doc.strokes || []).map((s) => ({ points: s.points, color: s.color, a: s.a, b: s.b, width: s.width || 5 })),
+      points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3,
+                                               strength: p.strength })),
+      strokes: (doc.strokes || []).map((s) => ({ points: s.points, color: s.color, a: s.a, b: s.b, width: s.width || 5,
+                                                 strength: s.strength })),
       saturation: doc.saturation ?? null, histogram: doc.histogram ?? null,
       globalLabel: doc.histogram ? `histogram from ${file.name}` : "",
     };
@@ -465,6 +480,7 @@ function wire() {
   svg.addEventListener("pointerdown", onPointerDown);
   svg.addEventListener("pointermove", onPointerMove);
   svg.addEventListener("pointerup", onPointerUp);
+  svg.addEventListener("pointercancel", onPointerUp);  // an interrupted stroke ends where it was
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
     const mod = e.ctrlKey || e.metaKey;
