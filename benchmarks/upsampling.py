@@ -67,12 +67,14 @@ def score_network(colorizer, rgb8: np.ndarray, settings: dict) -> dict[str, floa
     ab = colorizer.predict_ab(prepared)
     lab = rgb_to_lab(torch.from_numpy(np.array(rgb8)).permute(2, 0, 1)[None].float() / 255)
     small = prepared.lightness_at(tuple(ab.shape[-2:]))
-    scores = {}
-    for name, setting in settings.items():
-        up = upsampled(ab, small, lab[:, :1], setting)
-        out = lab_to_rgb(torch.cat([lab[:, :1], up], dim=1))
-        scores[name] = float(psnr(out[0].permute(1, 2, 0).numpy(), rgb8))
-    return scores
+    return {name: joined_psnr(lab[:, :1], upsampled(ab, small, lab[:, :1], setting), rgb8)
+            for name, setting in settings.items()}
+
+
+def joined_psnr(lightness: torch.Tensor, ab: torch.Tensor, target8: np.ndarray) -> float:
+    """PSNR against the photo of its own L* (1, 1, H, W) joined with a*b* (1, 2, H, W)."""
+    out = lab_to_rgb(torch.cat([lightness, ab], dim=1))
+    return float(psnr(out[0].permute(1, 2, 0).numpy(), target8))
 
 
 def score_photo(rgb8: np.ndarray, factor: int, settings: dict) -> dict[str, float]:
@@ -83,9 +85,7 @@ def score_photo(rgb8: np.ndarray, factor: int, settings: dict) -> dict[str, floa
     target = rgb8[:height, :width]
     scores = {}
     for name, setting in settings.items():
-        ab = upsampled(small[:, 1:], small[:, :1], lab[:, :1], setting)
-        out = lab_to_rgb(torch.cat([lab[:, :1], ab], dim=1))
-        scores[name] = float(psnr(out[0].permute(1, 2, 0).numpy(), target))
+        scores[name] = joined_psnr(lab[:, :1], upsampled(small[:, 1:], small[:, :1], lab[:, :1], setting), target)
     return scores
 
 

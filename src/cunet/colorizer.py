@@ -59,10 +59,14 @@ SUGGESTION_MATCHES = 16
 MOVED_NOTE = 10.0
 
 
+def _rgb_hex(rgb) -> str:
+    """'#rrggbb' of one sRGB colour, 3 values in [0, 1]."""
+    return "#" + "".join(f"{round(float(c) * 255):02x}" for c in rgb)
+
+
 def _hex(lab: torch.Tensor) -> str:
     """'#rrggbb' of one L*a*b* colour (3,)."""
-    rgb = lab_to_rgb(lab.float().view(3, 1, 1)).flatten()
-    return "#" + "".join(f"{round(float(c) * 255):02x}" for c in rgb)
+    return _rgb_hex(lab_to_rgb(lab.float().view(3, 1, 1)).flatten())
 
 
 @dataclass(frozen=True)
@@ -170,21 +174,25 @@ def working_lab(rgb: torch.Tensor, short_side: int) -> torch.Tensor:
     return rgb_to_lab(_resize(rgb, working_shape(rgb.shape[-2], rgb.shape[-1], short_side)))
 
 
-def _fitted(points: list[PointHint], lightness: torch.Tensor) -> tuple[PointHint, ...]:
-    """Points in working pixels with their a*b* fitted into sRGB's gamut at the mean working L*
-    (1, 1, h, w) on each patch: what a point can show there (`cunet.color.fit_in_gamut`)."""
-    if not points:
-        return ()
+def _patch_means(points: list[PointHint], lightness: torch.Tensor) -> torch.Tensor:
+    """The mean of L* (1, 1, h, w) over each point's patch (n,), from the integral image: the same
+    cost for 10 points or 10,000."""
     from cunet.hints import _patch_bounds
 
     height, width = lightness.shape[-2:]
-    # Patch means from the integral image: the same cost for 10 points or 10,000.
     integral = F.pad(lightness[0, 0].double().cumsum(0).cumsum(1), (1, 0, 1, 0))
     bounds = torch.tensor([_patch_bounds(p.y, p.size, height) + _patch_bounds(p.x, p.size, width) for p in points])
     y0, y1, x0, x1 = bounds.unbind(1)
     sums = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-    means = (sums / ((y1 - y0) * (x1 - x0))).float()
-    fitted = fit_in_gamut(means, torch.tensor([[p.a, p.b] for p in points]))
+    return (sums / ((y1 - y0) * (x1 - x0))).float()
+
+
+def _fitted(points, lightness: torch.Tensor) -> tuple[PointHint, ...]:
+    """The points with their a*b* fitted into sRGB's gamut at their patches' L* (n,): what each can
+    show there (`cunet.color.fit_in_gamut`)."""
+    if not points:
+        return ()
+    fitted = fit_in_gamut(lightness, torch.tensor([[p.a, p.b] for p in points]))
     return tuple(PointHint(p.x, p.y, a, b, p.size, p.strength, p.picked) for p, (a, b) in zip(points, fitted.tolist()))
 
 
@@ -497,24 +505,16 @@ class Colorizer:
             if len(scaled) > MAX_HINT_PATCHES:
                 raise CunetError(f"the points and strokes make over {MAX_HINT_PATCHES:,} hint patches at the "
                                  f"working size; use fewer or shorter strokes")
-        return self.runtime, size, _fitted(scaled, lightness)
-
-    def shown_points(self, prepared: PreparedPhoto, points: tuple[PointHint, ...]) -> tuple[PointHint, ...]:
-        """The points with the colours they can show: each a*b* fitted into sRGB's gamut at the photo's
-        own full-resolution L* on its patch (`cunet.color.fit_in_gamut`), what the markers and notes
-        report. The network and the fill get the fit at the mean working-size L* of the patch, which
-        on a large photo averages a wider area (the two agree where the patch's lightness is even)."""
-        if not points:
-            return points
-        fitted = fit_in_gamut(prepared.patch_lightness(points), torch.tensor([[p.a, p.b] for p in points]))
-        return tuple(PointHint(p.x, p.y, float(a), float(b), p.size, p.strength, p.picked)
-                     for p, (a, b) in zip(points, fitted.tolist()))
+        return self.runtime, size, _fitted(scaled, _patch_means(scaled, lightness) if scaled else None)
 
     def point_colours(self, image: ImageInput | PreparedPhoto, hints: Hints) -> list[PointColour]:
-        """For each point: the asked colour, the L* there, the colour it will show and how far it moved."""
+        """For each point: the asked colour, the L* there, the colour it will show and how far it moved;
+        the colour is fitted at the photo's own full-resolution L* on the patch, what the markers and
+        notes report. The network and the fill get the fit at the mean working-size L* of the patch,
+        which on a large photo averages a wider area (the two agree where the patch's lightness is even)."""
         prepared = self.prepare(image)
         lightness = prepared.patch_lightness(hints.points)
-        shown = self.shown_points(prepared, hints.points)
+        shown = _fitted(hints.points, lightness)
         colours = []
         for index, (point, fitted, value) in enumerate(zip(hints.points, shown, lightness.tolist())):
             moved = float(np.hypot(point.a - fitted.a, point.b - fitted.b))
@@ -652,5 +652,5 @@ class Colorizer:
         ab = in_gamut_bins()[bins]
         lab = torch.cat([lightness[0, :, l_row, l_column].expand(len(bins))[:, None], ab], dim=1)
         rgb = lab_to_rgb(lab.T[:, :, None])[:, :, 0].T
-        return [Suggestion("#" + "".join(f"{round(float(c) * 255):02x}" for c in colour), float(a), float(b),
+        return [Suggestion(_rgb_hex(colour), float(a), float(b),
                            float(p)) for colour, (a, b), p in zip(rgb, ab.tolist(), values)], source
