@@ -78,7 +78,7 @@ def measure(port: int, updates: int) -> dict:
     photo.save(buffer, format="JPEG", quality=92)
     report = {"command": "python benchmarks/studio.py", "threads": torch.get_num_threads(), "photo": "1024x1024 JPEG",
               "working_size": info["working_size"], "server": "cunet studio --port PORT (its own process)"}
-    with httpx.Client(base_url=base_url, timeout=60) as client:
+    with httpx.Client(base_url=base_url, timeout=60, headers={"Origin": base_url}) as client:
         opened = client.post("/api/photos", files={"file": ("p.jpg", buffer.getvalue(), "image/jpeg")}).json()
         report["preview"] = f"{opened['preview_width']}x{opened['preview_height']}"
         url = f"/api/photos/{opened['id']}/colorize"

@@ -133,11 +133,15 @@ def test_an_unwritable_output_folder_is_reported_before_any_work(monkeypatch, ca
 
 def test_a_failed_write_is_one_line_exit_2_and_leaves_no_temp_file(
         monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
-    blocked = tmp_path / "o.png"
-    blocked.mkdir()  # a folder where the file should go: the final rename fails, even for root
-    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", blocked, "--model", tiny_model_file)
-    assert_one_line_error(code, err, "cannot write")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "old.png"]
+    import cunet.io
+
+    def refused(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cunet.io.os, "replace", refused)  # the final rename fails, as on a full or locked disk
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "o.png", "--model", tiny_model_file)
+    assert_one_line_error(code, err, "o.png: cannot write (Permission denied)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]
 
 
 def test_out_with_several_inputs_is_refused(monkeypatch, capsys, gray_photo, tmp_path):

@@ -137,15 +137,21 @@ def test_a_stroke_is_checked_with_the_messages_of_a_point():
 
 
 def test_too_many_points_are_refused_before_any_work():
-    with pytest.raises(CunetError, match="hints: 10,001 points; the limit is 10,000"):
-        hints_from_json({"points": [{"x": 1, "y": 1, "color": "#fff"}] * 10_001})
+    with pytest.raises(CunetError, match="hints: 2,001 points; the limit is 2,000"):
+        hints_from_json({"points": [{"x": 1, "y": 1, "color": "#fff"}] * 2_001})
+
+
+def test_too_many_stroke_points_in_all_are_refused_before_any_work():
+    stroke = {"points": [[1, 1]] * 5_000, "color": "#fff"}
+    with pytest.raises(CunetError, match="hints: 10,001 stroke points in all; the limit is 10,000"):
+        hints_from_json({"strokes": [stroke, stroke, {"points": [[2, 2]], "color": "#000"}]})
 
 
 def test_strokes_that_make_too_many_working_patches_are_refused(astronaut):
     colorizer = Colorizer(CUNet(CUNetConfig(width=8)).eval(), working_size=512)
     zigzag = [(float(x), float(y % 2) * 500) for x, y in zip(range(0, 512, 1), range(512))]
-    strokes = tuple(StrokeHint.from_rgb(zigzag, "#c01010", width=1) for _ in range(200))
-    with pytest.raises(CunetError, match="over 50,000 hint patches at the working size"):
+    strokes = tuple(StrokeHint.from_rgb(zigzag, "#c01010", width=1) for _ in range(2))
+    with pytest.raises(CunetError, match="over 10,000 hint patches at the working size"):
         colorizer.predict_ab(astronaut, Hints(strokes=strokes))
 
 

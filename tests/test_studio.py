@@ -18,10 +18,15 @@ def colorizer(tiny_model_file) -> Colorizer:
     return Colorizer.from_pretrained(tiny_model_file)
 
 
+def local_client(app, **options) -> TestClient:
+    """A client as the studio's own page is one: at 127.0.0.1, sending the server's Origin (`guard`)."""
+    return TestClient(app, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"}, **options)
+
+
 @pytest.fixture
 def client(colorizer):
     # As a context manager the app's lifespan runs: its compute thread ends with the test.
-    with TestClient(create_app(colorizer, max_upload_bytes=2_000_000, max_photo_pixels=1_000_000)) as client:
+    with local_client(create_app(colorizer, max_upload_bytes=2_000_000, max_photo_pixels=1_000_000)) as client:
         yield client
 
 
@@ -81,7 +86,7 @@ def test_every_tensor_computation_runs_on_the_one_compute_thread(colorizer, gray
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(Colorizer, name, recording)
-    with TestClient(create_app(colorizer, compute=compute)) as client:
+    with local_client(create_app(colorizer, compute=compute)) as client:
         photo = upload(client, gray_png).json()
         client.post(f"/api/photos/{photo['id']}/colorize", json={"points": [{"x": 20, "y": 20, "color": "#ff0000"}]})
         client.get(f"/api/photos/{photo['id']}/suggest", params={"x": 10, "y": 10})
@@ -138,7 +143,8 @@ def test_delete_closes_a_photo(client, gray_png):
 ])
 def test_bad_hints_are_422_with_the_clis_messages(client, gray_png, body, message):
     photo = upload(client, gray_png).json()
-    answer = client.post(f"/api/photos/{photo['id']}/colorize", content=body)
+    answer = client.post(f"/api/photos/{photo['id']}/colorize", content=body,
+                         headers={"Content-Type": "application/json"})
     assert answer.status_code == 422 and answer.json() == {"error": message}
 
 
@@ -160,7 +166,7 @@ def test_a_photo_over_the_pixel_limit_is_413_from_its_header(client):
     big = png_bytes(Image.new("L", (1200, 1000)))  # 1.2 MP, a few kB
     answer = upload(client, big, "big.png")
     assert answer.status_code == 413
-    assert answer.json() == {"error": "big.png: image too large (1200x1000; the limit is 1 MP)"}
+    assert answer.json() == {"error": "big.png: image too large (1 MP, 1200x1000; the studio's limit is 1 MP)"}
 
 
 def test_a_decompression_bomb_is_refused_without_decoding(client):
@@ -194,7 +200,7 @@ def test_bad_query_values_are_one_line_422s(client, gray_png):
 
 
 def test_photos_beyond_the_memory_budget_are_closed_least_recently_used_first(colorizer, gray_png):
-    with TestClient(create_app(colorizer, max_held_pixels=250_000)) as client:  # two 400 x 300 photos
+    with local_client(create_app(colorizer, max_held_pixels=250_000)) as client:  # two 400 x 300 photos
         first, second = upload(client, gray_png).json()["id"], upload(client, gray_png).json()["id"]
         client.get(f"/api/photos/{first}")  # used: the second is now the least recent
         upload(client, gray_png)
@@ -203,7 +209,7 @@ def test_photos_beyond_the_memory_budget_are_closed_least_recently_used_first(co
 
 
 def test_an_unexpected_failure_is_a_500_without_a_traceback(colorizer, gray_png, monkeypatch):
-    with TestClient(create_app(colorizer), raise_server_exceptions=False) as client:
+    with local_client(create_app(colorizer), raise_server_exceptions=False) as client:
         photo = upload(client, gray_png).json()
         monkeypatch.setattr(colorizer, "predict_ab", lambda *a, **k: 1 / 0)
         answer = client.post(f"/api/photos/{photo['id']}/colorize", json={})
@@ -226,7 +232,8 @@ def test_schemathesis_finds_no_server_error(colorizer):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(colorizer))
+    # schemathesis calls the app as http://testserver: the studio's page would be served there.
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(colorizer, hosts=("testserver",)))
     server_errors = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8
@@ -234,7 +241,7 @@ def test_schemathesis_finds_no_server_error(colorizer):
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy())
         def check(case):
-            response = case.call()
+            response = case.call(headers={"Origin": "http://testserver"})
             if response.status_code >= 500:
                 server_errors.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:80]}")
 
@@ -263,7 +270,7 @@ def test_studio_binds_loopback_by_default_and_prints_its_address(monkeypatch, ca
     assert (options["host"], options["port"]) == ("127.0.0.1", 8799)
     assert out.startswith("cunet studio: http://127.0.0.1:8799/?photo=")
     photo_id = out.split("?photo=")[1].split()[0]
-    assert TestClient(app).get(f"/api/photos/{photo_id}").json()["width"] == 64
+    assert local_client(app).get(f"/api/photos/{photo_id}").json()["width"] == 64
 
 
 def test_studio_warns_when_it_serves_beyond_loopback(monkeypatch, capsys, served, tiny_model_file):

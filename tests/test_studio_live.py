@@ -68,7 +68,7 @@ def test_eight_clients_times_fifty_updates_all_answered_without_cross_talk(serve
         image = Image.fromarray(astronaut).convert("L").resize((width, 180))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        with httpx.Client(base_url=server, timeout=60) as http:
+        with httpx.Client(base_url=server, timeout=60, headers={"Origin": server}) as http:
             photo = http.post("/api/photos", files={"file": ("p.png", buffer.getvalue(), "image/png")}).json()
             for update in range(50):
                 x = 40 + (update * 7) % (width - 80)
@@ -389,3 +389,27 @@ def test_a_point_marker_shows_the_colour_the_point_can_produce_there(page, tmp_p
     red, green, blue = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
     assert red > green and red > blue and min(green, blue) > 150  # a pale pink, the hue kept
     assert page.is_visible("#shown-color") and fill in page.text_content("#shown-text")
+
+
+def test_the_api_docs_render_with_the_network_blocked(browser, server):
+    from urllib.parse import urlsplit
+
+    context = browser.new_context()
+    page = context.new_page()
+    outside = []
+
+    def only_loopback(route):
+        url = route.request.url
+        if url.startswith("data:") or urlsplit(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "cunet studio" in page.inner_text(".swagger-ui .info .title")
+    assert page.locator(".opblock").count() >= 8
+    context.close()
+    assert outside == []

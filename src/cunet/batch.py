@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +81,12 @@ def _load(colorizer: Colorizer, source: Path, target: Path, size: int, all_frame
 
 
 def _write(colorizer: Colorizer, source: Path, target: Path, prepared: PreparedPhoto, ab: torch.Tensor,
-           quality: int | None) -> Outcome:
+           quality: int | None, on_written: Callable[[Path], None]) -> Outcome:
     try:
         save_image_atomic(colorizer.finish(prepared, ab, threads=1), target, quality)
     except CunetError as error:
         return Outcome(source, target, str(error))
+    on_written(target)
     return Outcome(source, target)
 
 
@@ -93,17 +95,22 @@ def colorize_files(
     all_frames: bool = False, frame_target: Callable[[Path, int], Path] | None = None,
     quality: int | None = None, threads: int | None = None, batch: int = BATCH,
     note: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+    on_written: Callable[[Path], None] = lambda target: None,
 ) -> Iterator[Outcome]:
     """Colour (source, target) files; yields one Outcome per output file, in input order.
 
     `threads` (PyTorch's count by default) decode and write beside the network; `batch` photos of
     one working shape share a network pass. Memory holds at most about 2 x `batch` decoded photos.
+    `on_written(target)` is called, on a writer thread, as each file lands. When the caller stops
+    early (Ctrl+C, or closing the iterator), queued work is dropped and the files being written are
+    finished: each file is whole or absent.
     """
     hints = hints or Hints()
     size = colorizer.working_size if size is None else size
     workers = max(1, threads or torch.get_num_threads())
     frame_target = frame_target or (lambda target, i: target.with_name(f"{target.stem}_frame{i + 1}{target.suffix}"))
-    with ThreadPoolExecutor(workers) as readers, ThreadPoolExecutor(workers) as writers:
+    with ThreadPoolExecutor(workers) as readers, ThreadPoolExecutor(workers) as writers, \
+            _dropping_queued_work(readers, writers):
         loading: deque[Future] = deque()
         writing: deque[Future | Outcome] = deque()
         queue = iter(jobs)
@@ -129,7 +136,7 @@ def colorize_files(
                         done[id(item)] = Outcome(item.source, item.target, result)
                     else:
                         done[id(item)] = writers.submit(_write, colorizer, item.source, item.target, item.prepared,
-                                                       result, quality)
+                                                       result, quality, on_written)
             for item in ready:  # input order
                 writing.append(done[id(item)])
                 item.prepared = None  # a writer holds it now: memory follows the queues
@@ -137,6 +144,17 @@ def colorize_files(
                                or not loading):
                 first = writing.popleft()
                 yield first if isinstance(first, Outcome) else first.result()
+
+
+@contextmanager
+def _dropping_queued_work(*pools: ThreadPoolExecutor):
+    """On any early exit, cancel what the pools have not started (they still finish what they have)."""
+    try:
+        yield
+    except BaseException:
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def _predict(colorizer: Colorizer, group: list[_Item], hints: Hints, size: int) -> list[torch.Tensor | str]:

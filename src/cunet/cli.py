@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -17,7 +18,8 @@ from tqdm import tqdm
 
 from cunet.allocator import keep_freed_memory
 from cunet.errors import CunetError
-from cunet.io import IMAGE_SUFFIXES, prepare_output_folder
+from cunet.fields import shorten
+from cunet.io import IMAGE_SUFFIXES, check_output_suffix, prepare_output_folder
 from cunet.sources import FACE_CROP_SOURCES
 from cunet.train_config import TrainConfig
 
@@ -56,25 +58,46 @@ def _with_default(text: str, default) -> str:
     return f"{text} \\[default: {default}]"
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in the given order."""
+#: What `colorize` names its outputs beside an input: NAME_color.png, NAME_color_frame2.png, NAME_v1.png.
+_OUTPUT_NAME = re.compile(r"^(?P<base>.+?)(?:_color|_v\d+)(?:_frame\d+)?$")
+
+
+def earlier_outputs(found: list[Path]) -> set[Path]:
+    """The files of a folder listing that an earlier `cunet colorize` wrote there: NAME_color.* always,
+    NAME_vK.* (and their _frameN) when a NAME.* lies beside them."""
+    stems = {path.stem for path in found}
+    return {path for path in found if (match := _OUTPUT_NAME.match(path.stem))
+            and (path.stem.endswith("_color") or "_color_frame" in path.stem or match["base"] in stems)}
+
+
+def expand_inputs(inputs: list[str], skip_outputs: bool = False, note=None) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in the given order.
+
+    With `skip_outputs`, a folder's or pattern's earlier outputs (`earlier_outputs`) are left out, with
+    a `note`: a re-run refreshes them instead of colouring them again. A file named on its own is kept."""
     paths: list[Path] = []
+    skipped = 0
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise CunetError(f"{path}: folder holds no images")
-            paths += found
         elif path.exists():
             paths.append(path)
+            continue
         elif glob.has_magic(item):
             found = sorted(Path(p) for p in glob.glob(item) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise CunetError(f"{item}: pattern matches no images")
-            paths += found
         else:
             raise CunetError(f"{path}: no such file")
+        outputs = earlier_outputs(found) if skip_outputs else set()
+        if not found:
+            raise CunetError(f"{path}: folder holds no images" if path.is_dir() else f"{item}: pattern matches no images")
+        if len(outputs) == len(found):
+            raise CunetError(f"{item}: holds only earlier outputs of cunet colorize (NAME_color.*, NAME_vK.*)")
+        skipped += len(outputs)
+        paths += [p for p in found if p not in outputs]
+    if skipped and note is not None:
+        note(f"note: skipping {skipped} earlier output{'s' if skipped > 1 else ''} (NAME_color.*, NAME_vK.*) "
+             "found among the inputs; they are written anew")
     return paths
 
 
@@ -83,11 +106,13 @@ OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp",
 
 def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None, output_format: str = "png") -> list[Path]:
     if output_format.lower() not in OUTPUT_FORMATS:
-        raise CunetError(f"--format {output_format!r}: use png, jpg, webp or tif")
+        raise CunetError(f"--format {shorten(output_format)}: use png, jpg, webp or tif")
     suffix = OUTPUT_FORMATS[output_format.lower()]
     if out is not None and out_dir is not None:
         raise CunetError("give either -o/--out or --out-dir, not both")
     if out is not None:
+        if out.is_dir():
+            raise CunetError(f"{out}: is a folder; use --out-dir {out} to colour into it")
         if len(inputs) != 1:
             raise CunetError(f"-o/--out takes one input, got {len(inputs)}; use --out-dir for several")
         targets = [out]
@@ -101,8 +126,7 @@ def output_paths(inputs: list[Path], out: Path | None, out_dir: Path | None, out
     for target in targets:
         if target.resolve() in sources:
             raise CunetError(f"{target}: would overwrite an input photo; choose another output")
-        if target.suffix.lower() not in IMAGE_SUFFIXES:
-            raise CunetError(f"{target}: unknown image type {target.suffix or '(none)'}; use .png, .jpg, .tif or .webp")
+        check_output_suffix(target)
     for folder in sorted({target.parent for target in targets}):
         prepare_output_folder(folder)
     return targets
@@ -152,8 +176,9 @@ def colorize(
         "photos' colour histograms (0 = one colouring).")] = 0,
     gallery: Annotated[Optional[Path], typer.Option(help=_with_default("Gallery file for --variants (cunet gallery build).",
                                                                        "the bundled gallery"))] = None,
-    format_: Annotated[str, typer.Option("--format", help=(
-        "Output type for --out-dir and NAME_color files: png (lossless), jpg, webp or tif; -o takes its name's type."))] = "png",
+    format_: Annotated[Optional[str], typer.Option("--format", help=_with_default(
+        "Output type for --out-dir and NAME_color files: png (lossless), jpg, webp or tif; -o takes its name's type.",
+        "png"))] = None,
     quality: Annotated[Optional[int], typer.Option(help=_with_default("JPEG/WebP quality, 1-100.", "95"))] = None,
     backend: Annotated[str, typer.Option(help=(
         "How the network runs: auto (channels-last, the fastest exact one measured here), eager, "
@@ -162,7 +187,11 @@ def colorize(
         "How the colour reaches full resolution: guided (by the photo's own lightness: colour stays inside "
         "edges) or bilinear (the old, softer way)."))] = "guided",
 ) -> None:
-    """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input."""
+    """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input.
+
+    Re-running refreshes the outputs: existing output files are replaced, and a folder's earlier outputs
+    (NAME_color.*, and NAME_vK.* beside a NAME.*) are not coloured again. Ctrl+C stops after the
+    photos being written, each complete, and says how many are done."""
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.hints import Hints, load_hints_file, parse_points
     from cunet.runtime import check_backend
@@ -172,7 +201,8 @@ def colorize(
     check_upsampler(upsample)
     if quality is not None and not 1 <= quality <= 100:
         raise CunetError(f"--quality {quality} out of range: use 1 to 100")
-    paths = expand_inputs(inputs)
+    note = _note
+    paths = expand_inputs(inputs, skip_outputs=True, note=note)
     given = Hints(parse_points(points)) if points is not None else Hints()
     if hints is not None:
         given = given.merged(load_hints_file(hints))
@@ -183,7 +213,8 @@ def colorize(
     if not 0 <= variants <= 64:
         raise CunetError(f"--variants {variants} out of range: use 1 to 64 (0 = off)")
     chosen_gallery = _load_gallery(gallery) if variants else None
-    targets = output_paths(paths, out, out_dir, format_)
+    targets = output_paths(paths, out, out_dir, format_ or "png")
+    _note_ignored_options(note, out, format_, quality, targets, gallery, variants, all_frames)
     if variants:
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
@@ -191,13 +222,47 @@ def colorize(
                                           upsample=upsample)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation, strokes=given.strokes)
-    if variants:
-        _write_variants(colorizer, paths, targets, variants, chosen_gallery, given, size, quality)
-        return
+    written: list[Path] = []  # appended to by the writer threads as each file lands
+    planned = len(paths) * (variants or 1)
+    try:
+        if variants:
+            _write_variants(colorizer, paths, targets, variants, chosen_gallery, given, size, quality, written, note)
+        else:
+            _write_colourings(colorizer, paths, targets, given, size, all_frames, quality, written, note)
+    except KeyboardInterrupt:
+        total = "" if all_frames and not variants else f" of {planned}"
+        raise Interrupted(f"interrupted: {len(written)}{total} written") from None
+
+
+def _note(text: str) -> None:
+    """A note on stderr that leaves a running progress bar intact."""
+    tqdm.write(text, file=sys.stderr)
+
+
+def _note_ignored_options(note, out: Path | None, format_: str | None, quality: int | None, targets: list[Path],
+                          gallery: Path | None, variants: int, all_frames: bool) -> None:
+    """A note for every option the other options make pointless, instead of ignoring it silently."""
+    if out is not None and format_ is not None and OUTPUT_FORMATS.get(format_.lower()) != out.suffix.lower():
+        note(f"note: --format {format_} is ignored with -o: the type comes from its name ({out.suffix})")
+    if quality is not None and not any(t.suffix.lower() in (".jpg", ".jpeg", ".webp") for t in targets):
+        note("note: --quality applies to JPEG and WebP outputs only; ignored")
+    if gallery is not None and not variants:
+        note("note: --gallery is used only with --variants; ignored")
+    if all_frames and variants:
+        note("note: --all-frames does not apply to --variants: the first frame of each file is coloured")
+
+
+class Interrupted(Exception):
+    """Ctrl+C during a run: its message says how far the run got (`main` prints it, exit 130). Not a
+    KeyboardInterrupt, which typer turns into a silent exit 130 before `main` could say so."""
+
+
+def _write_colourings(colorizer, paths: list[Path], targets: list[Path], hints, size: int | None, all_frames: bool,
+                      quality: int | None, written: list[Path], note) -> None:
     from cunet.batch import colorize_files
 
-    outcomes = colorize_files(colorizer, list(zip(paths, targets)), given, size, all_frames, frame_target, quality,
-                              note=lambda text: tqdm.write(text, file=sys.stderr))
+    outcomes = colorize_files(colorizer, list(zip(paths, targets)), hints, size, all_frames, frame_target, quality,
+                              note=note, on_written=written.append)
     if len(paths) == 1:
         for outcome in outcomes:
             if outcome.error is not None:
@@ -207,33 +272,39 @@ def colorize(
     # A batch goes on past a bad photo (one error line each) and fails at the end, so that one
     # damaged scan does not stop an archive's night run.
     failures = 0
-    for outcome in tqdm(outcomes, total=None if all_frames else len(paths), desc="colorizing", unit="photo"):
-        if outcome.error is not None:
-            failures += 1
-            tqdm.write(f"error: {outcome.error}", file=sys.stderr)
+    with tqdm(outcomes, total=None if all_frames else len(paths), desc="colorizing", unit="photo") as bar:
+        for outcome in bar:  # `with`: the bar is closed before an interruption's message is printed
+            if outcome.error is not None:
+                failures += 1
+                tqdm.write(f"error: {outcome.error}", file=sys.stderr)
     if failures:
         raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
 
 def _write_variants(colorizer, paths: list[Path], targets: list[list[Path]], variants: int, gallery, hints,
-                    size: int | None, quality: int | None) -> None:
+                    size: int | None, quality: int | None, written: list[Path], note) -> None:
     """K colourings per photo from the gallery; a batch goes on past a bad photo, as plain colouring does."""
     from cunet.io import save_image_atomic
 
     failures = 0
-    for path, files in tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo", disable=len(paths) == 1):
-        try:
-            results = colorizer.variants(path, variants, gallery, hints, size=size)
-        except CunetError as error:
-            if len(paths) == 1:
-                raise
-            failures += 1
-            tqdm.write(f"error: {error}", file=sys.stderr)
-            continue
-        for (_, image), file in zip(results, files):
-            save_image_atomic(image, file, quality)
-            if len(paths) == 1:
-                typer.echo(f"wrote {file}")
+    with tqdm(list(zip(paths, targets)), desc="colorizing", unit="photo", disable=len(paths) == 1) as bar:
+        for path, files in bar:  # `with`: the bar is closed before an interruption's message is printed
+            try:
+                results = colorizer.variants(path, variants, gallery, hints, size=size)
+            except CunetError as error:
+                if len(paths) == 1:
+                    raise
+                failures += 1
+                tqdm.write(f"error: {error}", file=sys.stderr)
+                continue
+            if len(results) < variants:
+                note(f"note: {path.name}: {len(results)} variants, not {variants}: the gallery has only "
+                     f"{len(results)} distinct photo{'s' if len(results) > 1 else ''} to take colours from")
+            for (_, image), file in zip(results, files):
+                save_image_atomic(image, file, quality)
+                written.append(file)
+                if len(paths) == 1:
+                    typer.echo(f"wrote {file}")
     if failures:
         raise CunetError(f"{failures} of {len(paths)} photos failed; the others were written")
 
@@ -308,7 +379,7 @@ def export(
     from cunet.train import export_weights
 
     if onnx:
-        from cunet.checkpoint import load_model
+        from cunet.checkpoint import load_model, stored_info
         from cunet.runtime import onnx_available, write_onnx
 
         if out.suffix != ".onnx":
@@ -316,10 +387,9 @@ def export(
         if not onnx_available():
             raise CunetError("--onnx needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
         model, metadata = load_model(checkpoint)
-        info = metadata.get("info", {})
-        if metadata.get("kind") == "checkpoint":
-            info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128),
-                    "decode": {"method": decode, "temperature": temperature, "blend": blend}}
+        info = stored_info(checkpoint, metadata)
+        if metadata["kind"] == "checkpoint":
+            info["decode"] = {"method": decode, "temperature": temperature, "blend": blend}
         prepare_output_folder(out.parent)
         write_onnx(model, info, out)
         typer.echo(f"wrote {out}")
@@ -574,7 +644,7 @@ def studio(
     compute = ComputeThread()  # the model is loaded, and every later tensor runs, on this one thread
     colorizer = compute(Colorizer.from_pretrained, model, backend=backend, upsample=upsample)
     chosen_gallery = compute(_load_gallery, gallery) if gallery is not None else None
-    server = create_app(colorizer, chosen_gallery, compute=compute)
+    server = create_app(colorizer, chosen_gallery, compute=compute, hosts=(host,))
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{port}/"
     if photo is not None:
@@ -727,9 +797,13 @@ def main() -> None:
     except errors.ClickException as error:
         typer.echo(f"error: {' '.join(error.format_message().split())}", err=True)
         sys.exit(2)
-    except (KeyboardInterrupt, errors.Abort):
-        typer.echo("interrupted", err=True)
+    except Interrupted as interrupted:
+        typer.echo(str(interrupted), err=True)
         sys.exit(130)
+    except (KeyboardInterrupt, errors.Abort):
+        code = 130
+    if code == 130:  # typer's answer to Ctrl+C, made silently
+        typer.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

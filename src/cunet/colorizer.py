@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cunet.checkpoint import load_model
+from cunet.checkpoint import load_model, stored_info
 from cunet.color import denormalize_ab, fit_in_gamut, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
 from cunet.gamut import annealed_mean_of_head, bin_probabilities, in_gamut_bins, num_bins
@@ -301,15 +301,17 @@ class Colorizer:
         runs (`cunet.runtime`)."""
         path = bundled_weights() if path is None else Path(path)
         model, metadata = load_model(path)
-        info = metadata.get("info", {})
-        if metadata.get("kind") == "checkpoint":
-            info = {"working_size": metadata["extra"].get("train_config", {}).get("crop", 128)}
-        stored = info.get("decode", {})
-        return cls(model, working_size or int(info.get("working_size", 128)), info,
-                   decode or stored.get("method", "regression"), float(stored.get("temperature", 0.38)),
-                   float(stored.get("blend", 0.5)), backend, automatic_global or info.get("automatic_global", "none"),
-                   float(info.get("histogram_temperature", 1.0) if histogram_temperature is None
-                         else histogram_temperature), upsample)
+        info = stored_info(path, metadata)
+        stored = info["decode"]
+        try:
+            return cls(model, working_size or info["working_size"], info, decode or stored["method"],
+                       stored["temperature"], stored["blend"], backend, automatic_global or info["automatic_global"],
+                       info["histogram_temperature"] if histogram_temperature is None else histogram_temperature,
+                       upsample)
+        except CunetError as error:
+            if working_size is None and decode is None and automatic_global is None and histogram_temperature is None:
+                raise CunetError(f"{path}: {error}") from None  # the file's own settings are wrong
+            raise
 
     @property
     def runtime(self):
@@ -499,12 +501,13 @@ class Colorizer:
                 raise CunetError(f"stroke {index + 1} leaves the {width}x{height} image")
         shape, lightness = prepared.working(size)
         scale_x, scale_y = shape[1] / width, shape[0] / height
+        bound = len(hints.points) + sum(stroke.sample_bound(scale_x, scale_y) for stroke in hints.strokes)
+        if bound > MAX_HINT_PATCHES:  # checked before a patch is made: the cap bounds the work
+            raise CunetError(f"the points and strokes make over {MAX_HINT_PATCHES:,} hint patches at the "
+                             f"working size; use fewer or shorter strokes")
         scaled = [p.scaled(scale_x, scale_y) for p in hints.points]
         for stroke in hints.strokes:
             scaled += stroke.samples(scale_x, scale_y)
-            if len(scaled) > MAX_HINT_PATCHES:
-                raise CunetError(f"the points and strokes make over {MAX_HINT_PATCHES:,} hint patches at the "
-                                 f"working size; use fewer or shorter strokes")
         return self.runtime, size, _fitted(scaled, _patch_means(scaled, lightness) if scaled else None)
 
     def point_colours(self, image: ImageInput | PreparedPhoto, hints: Hints) -> list[PointColour]:

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from cunet.checkpoint import read_tensors, write_tensors
+from cunet.checkpoint import FLOAT_DTYPES, open_tensors, write_tensors
 from cunet.errors import CunetError
 from cunet.gamut import num_bins
 from cunet.hints import network_inputs, photo_histogram
@@ -38,6 +38,8 @@ LUMINANCE_BINS = 32
 THUMBNAIL = 64
 DESCRIPTORS = ("predicted", "features", "luminance")
 DEFAULT_GALLERY = "default.gallery"
+#: Most photos a gallery file may hold (the bundled one has a few thousand).
+MAX_GALLERY_PHOTOS = 1_000_000
 
 
 def luminance_histogram(lightness: torch.Tensor) -> torch.Tensor:
@@ -146,7 +148,11 @@ class Gallery:
             return luminance_histogram(lightness)[0]
         if descriptor != "features" or self.features is None or model is None:
             raise CunetError(f"this gallery cannot be queried by {descriptor!r}")
-        return ((content_features(model, lightness) - self.feature_mean) / self.feature_std)[0]
+        query = content_features(model, lightness)
+        if query.shape[1] != self.features.shape[1]:
+            raise CunetError(f"this gallery's features have {self.features.shape[1]} values, the model's "
+                             f"{query.shape[1]}: it was built with another model")
+        return ((query - self.feature_mean) / self.feature_std)[0]
 
     def rank(self, query: torch.Tensor, descriptor: str) -> torch.Tensor:
         """Gallery indices, nearest first, by Euclidean distance (eq. 24) between descriptors."""
@@ -190,17 +196,36 @@ class Gallery:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Gallery:
-        path = Path(path)
-        tensors, metadata = read_tensors(path, "gallery file")
-        if metadata.get("kind") != FORMAT or "histograms" not in tensors:
-            raise CunetError(f"{path}: a cunet file, but not a gallery")
-        if tensors["histograms"].shape[1] != num_bins():
-            raise CunetError(f"{path}: histograms have {tensors['histograms'].shape[1]} bins, not {num_bins()}")
-        return cls(tensors["histograms"].float(), tensors["luminance"].float(),
-                   tensors["features"].float() if "features" in tensors else None,
-                   tensors.get("feature_mean"), tensors.get("feature_std"), tensors.get("thumbnails"),
-                   list(metadata["paths"]), list(metadata["sources"]), metadata.get("model"),
-                   int(metadata.get("working_size", 128)))
+        """A gallery file, every part checked before it is used: one histogram, luminance histogram,
+        path and source per photo (and feature row and thumbnail, when stored), finite values."""
+        with open_tensors(path, "gallery file") as file:
+            fields = file.fields()
+            if fields.values.get("kind") != FORMAT or "histograms" not in file.shapes:
+                raise CunetError(f"{file.path}: a cunet file, but not a gallery")
+            count = file.check("histograms", (None, num_bins()), FLOAT_DTYPES)[0]
+            if not 1 <= count <= MAX_GALLERY_PHOTOS:
+                raise CunetError(f"{file.path}: {count:,} photos; a gallery holds 1 to {MAX_GALLERY_PHOTOS:,}")
+            file.check("luminance", (count, LUMINANCE_BINS), FLOAT_DTYPES)
+            features = mean = std = thumbnails = None
+            if "features" in file.shapes:
+                width = file.check("features", (count, None), FLOAT_DTYPES)[1]
+                file.check("feature_mean", (width,), FLOAT_DTYPES)
+                file.check("feature_std", (width,), FLOAT_DTYPES)
+                features, mean, std = (file.tensor(name).float() for name in ("features", "feature_mean", "feature_std"))
+                if not bool((std > 0).all()):
+                    raise CunetError(f"{file.path}: tensor feature_std must be positive")
+            if "thumbnails" in file.shapes:
+                side = file.check("thumbnails", (count, None, None, 3), ("U8",))[1]
+                if file.shapes["thumbnails"][2] != side or side > 1024:
+                    raise CunetError(f"{file.path}: tensor thumbnails must be square, at most 1024 px")
+                thumbnails = file.tensor("thumbnails")
+            histograms, luminance = file.tensor("histograms").float(), file.tensor("luminance").float()
+            if not bool((histograms >= 0).all()) or not bool((histograms.sum(1) > 0).all()):
+                raise CunetError(f"{file.path}: tensor histograms must be non-negative, each row with a positive sum")
+            return cls(histograms, luminance, features, mean, std, thumbnails,
+                       fields.texts("paths", count), fields.texts("sources", count),
+                       fields.text("model", default=None, optional=True),
+                       fields.integer("working_size", 16, 1024, default=128))
 
 
 def bundled_gallery_path() -> Path:

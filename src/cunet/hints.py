@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from cunet.color import mean_saturation, normalize_ab, normalize_l, rgb_to_lab
 from cunet.errors import CunetError
+from cunet.fields import shorten as _short
 from cunet.gamut import ab_histogram, num_bins
 from cunet.io import existing_file
 from cunet.propagation import DomainTransform, propagate_points
@@ -39,17 +40,13 @@ HINT_KEYS = ("points", "strokes", "saturation", "reference", "histogram")
 #: draws, few enough that an update stays under a second or so (issue 21: 1.5 M points took 320 s).
 MAX_STROKE_WIDTH = 256
 MAX_STROKE_VERTICES = 10_000
-MAX_POINTS = 10_000
+MAX_POINTS = 2_000
 MAX_STROKES = 1_000
-MAX_HINT_PATCHES = 50_000
+MAX_HINT_PATCHES = 10_000
+#: Largest hints document (a file or a request body), checked before it is read: 2,000 points take ~170 KB.
+MAX_HINTS_BYTES = 2**20
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _POINT_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*(#?\w+)\s*(?:,\s*(\S+?)\s*)?$")
-
-
-def _short(value) -> str:
-    """A value as a message shows it: its repr, cut short (a hints file may hold anything, at any length)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_number(value) -> bool:
@@ -125,10 +122,9 @@ class PointHint:
     def from_rgb(cls, x: float, y: float, rgb, size: int = 3, strength: float = 1.0) -> PointHint:
         """A point whose colour is '#rrggbb' or an 8-bit sRGB triple; only its a*b* is kept (L comes from
         the photo)."""
-        red, green, blue = parse_color(rgb)
-        lab = rgb_to_lab(torch.tensor([red, green, blue], dtype=torch.float32).view(3, 1, 1) / 255.0).flatten()
-        return cls(x=x, y=y, a=float(lab[1]), b=float(lab[2]), size=size, strength=strength,
-                   picked="#%02x%02x%02x" % (red, green, blue))
+        colour = parse_color(rgb)
+        (a, b), = srgb_ab([colour])
+        return cls(x=x, y=y, a=a, b=b, size=size, strength=strength, picked="#%02x%02x%02x" % colour)
 
     def inside(self, width: int, height: int) -> bool:
         """Whether the pixel nearest to (x, y) lies inside a width x height image."""
@@ -199,19 +195,36 @@ class StrokeHint:
         """The polyline's length in pixels."""
         return float(sum(np.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(self.vertices, self.vertices[1:])))
 
-    def samples(self, scale_x: float, scale_y: float) -> list[PointHint]:
-        """Square patches along the line on an image resized by (scale_x, scale_y): one every half
-        patch side, so that they cover the line without gaps; the patch is the width there (1..MAX_PATCH)."""
+    def _centres(self, scale_x: float, scale_y: float) -> tuple[np.ndarray, int]:
+        """Patch centres along the line on an image resized by (scale_x, scale_y), one every half patch
+        side (so that they cover the line without gaps), and the patch side (the width there, 1..MAX_PATCH)."""
         size = min(MAX_PATCH, max(1, round(self.width * min(scale_x, scale_y))))
         step = max(1.0, size / 2)
-        scaled = [((x + 0.5) * scale_x - 0.5, (y + 0.5) * scale_y - 0.5) for x, y in self.vertices]
-        centres = [scaled[0]]
-        for (x0, y0), (x1, y1) in zip(scaled, scaled[1:]):
-            count = int(np.ceil(np.hypot(x1 - x0, y1 - y0) / step))
-            centres += [(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t) for t in np.arange(1, count + 1) / max(count, 1)]
-        # One patch per working pixel at most: the samples are bounded by the working image, not the line.
-        unique = {(int(np.floor(x + 0.5)), int(np.floor(y + 0.5))): (x, y) for x, y in centres}
-        return [PointHint(x, y, self.a, self.b, size, self.strength, self.picked) for x, y in unique.values()]
+        scaled = (np.asarray(self.vertices, dtype=np.float64) + 0.5) * (scale_x, scale_y) - 0.5
+        segments = scaled[1:] - scaled[:-1]
+        counts = np.ceil(np.hypot(segments[:, 0], segments[:, 1]) / step).astype(np.int64)
+        which = np.repeat(np.arange(len(segments)), counts)
+        along = (np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts) + 1) / counts[which]
+        return np.concatenate([scaled[:1], scaled[which] + segments[which] * along[:, None]]), size
+
+    def sample_bound(self, scale_x: float, scale_y: float) -> int:
+        """At most how many patches `samples` gives, counted without making them (the work cap's check)."""
+        size = min(MAX_PATCH, max(1, round(self.width * min(scale_x, scale_y))))
+        scaled = (np.asarray(self.vertices, dtype=np.float64) + 0.5) * (scale_x, scale_y) - 0.5
+        lengths = np.hypot(*(scaled[1:] - scaled[:-1]).T)
+        return 1 + int(min(np.ceil(lengths / max(1.0, size / 2)).sum(), 2.0**62))  # an endless line: a huge count
+
+    def samples(self, scale_x: float, scale_y: float) -> list[PointHint]:
+        """Square patches along the line on an image resized by (scale_x, scale_y) (`_centres`), one per
+        working pixel: in the order the line first reaches each pixel, at the last centre there."""
+        centres, size = self._centres(scale_x, scale_y)
+        pixels = np.floor(centres + 0.5).astype(np.int64)
+        codes = pixels[:, 0] * (1 << 32) + pixels[:, 1]
+        _, first = np.unique(codes, return_index=True)
+        _, last_reversed = np.unique(codes[::-1], return_index=True)
+        last = len(codes) - 1 - last_reversed
+        chosen = centres[last[np.argsort(first)]]
+        return [PointHint(x, y, self.a, self.b, size, self.strength, self.picked) for x, y in chosen.tolist()]
 
 
 def _checked_point(make, what: str) -> PointHint:
@@ -236,14 +249,17 @@ class Hints:
     def __post_init__(self) -> None:
         if not isinstance(self.points, (tuple, list)):
             raise CunetError(f"points must be a list of points, got {type(self.points).__name__}")
+        if len(self.points) > MAX_POINTS:  # counted before any point is converted: the cap bounds the work
+            raise CunetError(f"{len(self.points):,} points; the limit is {MAX_POINTS:,}")
         object.__setattr__(self, "points", tuple(as_point(p, f"point {i}") for i, p in enumerate(self.points)))
         if not isinstance(self.strokes, (tuple, list)) or not all(isinstance(s, StrokeHint) for s in self.strokes):
             raise CunetError(f"strokes must be a list of cunet.hints.StrokeHint, got {_short(self.strokes)}")
         object.__setattr__(self, "strokes", tuple(self.strokes))
-        if len(self.points) > MAX_POINTS:
-            raise CunetError(f"{len(self.points):,} points; the limit is {MAX_POINTS:,}")
         if len(self.strokes) > MAX_STROKES:
             raise CunetError(f"{len(self.strokes):,} strokes; the limit is {MAX_STROKES:,}")
+        vertices = sum(len(stroke.vertices) for stroke in self.strokes)
+        if vertices > MAX_STROKE_VERTICES:
+            raise CunetError(f"{vertices:,} stroke points in all; the limit is {MAX_STROKE_VERTICES:,}")
         if self.histogram is not None:
             object.__setattr__(self, "histogram", check_histogram(self.histogram))
         if self.saturation is not None:
@@ -309,6 +325,8 @@ def parse_points(text: str, origin: str = "--points") -> tuple[PointHint, ...]:
     parts = [part for part in text.split(";") if part.strip()]
     if not parts:
         raise CunetError(f"{origin}: no points in {_short(text)}; expected {POINT_SYNTAX};...")
+    if len(parts) > MAX_POINTS:
+        raise CunetError(f"{origin}: {len(parts):,} points; the limit is {MAX_POINTS:,}")
     points = []
     for part in parts:
         match = _POINT_PATTERN.match(part)
@@ -320,20 +338,43 @@ def parse_points(text: str, origin: str = "--points") -> tuple[PointHint, ...]:
     return tuple(points)
 
 
-def _point_from_json(item, where: str) -> PointHint:
-    if not isinstance(item, dict):
-        raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {_short(item)}")
-    unknown = set(item) - {"x", "y", "color", "size", "a", "b", "strength"}
-    if unknown:
-        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use x, y, color (or a, b), size, strength")
-    if "x" not in item or "y" not in item:
-        raise CunetError(f"{where}: needs x and y")
-    size, strength = item.get("size", 3), item.get("strength", 1.0)
-    if "color" in item:
-        return _checked_point(lambda: PointHint.from_rgb(item["x"], item["y"], item["color"], size, strength), where)
-    if "a" in item and "b" in item:
-        return _checked_point(lambda: PointHint(item["x"], item["y"], item["a"], item["b"], size, strength), where)
-    raise CunetError(f"{where}: needs a color '#rrggbb'")
+def srgb_ab(colours: list[tuple[int, int, int]]) -> list[tuple[float, float]]:
+    """8-bit sRGB triples -> their (a*, b*), all in one conversion (a hints document may hold a thousand)."""
+    if not colours:
+        return []
+    rgb = torch.tensor(colours, dtype=torch.float32).T.reshape(3, 1, len(colours)) / 255.0
+    lab = rgb_to_lab(rgb).reshape(3, -1)
+    return list(zip(lab[1].tolist(), lab[2].tolist()))
+
+
+def _points_from_json(items: list, origin: str) -> tuple[PointHint, ...]:
+    """A document's "points" -> PointHints; the count is checked before any point is read."""
+    if len(items) > MAX_POINTS:
+        raise CunetError(f"{origin}: {len(items):,} points; the limit is {MAX_POINTS:,}")
+    read = []
+    for index, item in enumerate(items):
+        where = f"{origin}: points[{index}]"
+        if not isinstance(item, dict):
+            raise CunetError(f"{where}: expected an object {{\"x\", \"y\", \"color\", \"size\"?}}, got {_short(item)}")
+        unknown = set(item) - {"x", "y", "color", "size", "a", "b", "strength"}
+        if unknown:
+            raise CunetError(f"{where}: unknown keys {_short(sorted(unknown))}; use x, y, color (or a, b), size, strength")
+        if "x" not in item or "y" not in item:
+            raise CunetError(f"{where}: needs x and y")
+        if "color" in item:
+            read.append((where, item, _checked_point(lambda: parse_color(item["color"]), where)))
+        elif "a" in item and "b" in item:
+            read.append((where, item, None))
+        else:
+            raise CunetError(f"{where}: needs a color '#rrggbb'")
+    converted = iter(srgb_ab([colour for _, _, colour in read if colour is not None]))
+    points = []
+    for where, item, colour in read:
+        a, b = (item["a"], item["b"]) if colour is None else next(converted)
+        picked = None if colour is None else "#%02x%02x%02x" % colour
+        points.append(_checked_point(lambda: PointHint(item["x"], item["y"], a, b, item.get("size", 3),
+                                                       item.get("strength", 1.0), picked), where))
+    return tuple(points)
 
 
 def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hints:
@@ -352,10 +393,15 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
     items = data.get("points", [])
     if not isinstance(items, list):
         raise CunetError(f"{origin}: points must be a list of objects, got {_short(items)}")
-    points = tuple(_point_from_json(item, f"{origin}: points[{i}]") for i, item in enumerate(items))
+    points = _points_from_json(items, origin)
     items = data.get("strokes", [])
     if not isinstance(items, list):
         raise CunetError(f"{origin}: strokes must be a list of objects, got {_short(items)}")
+    if len(items) > MAX_STROKES:
+        raise CunetError(f"{origin}: {len(items):,} strokes; the limit is {MAX_STROKES:,}")
+    vertices = sum(len(item["points"]) for item in items if isinstance(item, dict) and isinstance(item.get("points"), list))
+    if vertices > MAX_STROKE_VERTICES:
+        raise CunetError(f"{origin}: {vertices:,} stroke points in all; the limit is {MAX_STROKE_VERTICES:,}")
     strokes = tuple(_stroke_from_json(item, f"{origin}: strokes[{i}]") for i, item in enumerate(items))
     saturation = histogram = reference = None
     if "saturation" in data:
@@ -396,6 +442,9 @@ def load_hints_file(path: str | os.PathLike) -> Hints:
     """A JSON hints file -> Hints; every error names the file and the hint."""
     path = existing_file(path, "hints file")
     try:
+        if path.stat().st_size > MAX_HINTS_BYTES:
+            raise CunetError(f"{path}: hints file of {path.stat().st_size / 2**20:.1f} MB; the limit is "
+                             f"{MAX_HINTS_BYTES // 2**20} MB")
         text = path.read_bytes()
     except OSError as error:
         raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
@@ -409,6 +458,8 @@ def hints_from_text(text: bytes | str, origin: str = "hints", base: Path | None 
 
 def decode_json(text: bytes | str, origin: str = "hints"):
     """JSON text -> its value, or a one-line CunetError naming `origin` (files and web requests alike)."""
+    if len(text) > MAX_HINTS_BYTES:
+        raise CunetError(f"{origin}: {len(text) / 2**20:.1f} MB of hints; the limit is {MAX_HINTS_BYTES // 2**20} MB")
     try:
         return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except UnicodeDecodeError:
@@ -417,6 +468,8 @@ def decode_json(text: bytes | str, origin: str = "hints"):
         raise CunetError(f"{origin}: not valid JSON ({error.msg} at line {error.lineno})") from None
     except RecursionError:
         raise CunetError(f"{origin}: JSON nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise CunetError(f"{origin}: not usable JSON ({error})") from None
 
 
 def _patch_bounds(center: float, size: int, extent: int) -> tuple[int, int]:

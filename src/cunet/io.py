@@ -21,6 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from cunet.errors import CunetError, ImageTooLarge
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+#: The types cunet writes (one list for `-o NAME.ext`, `--format` and the API): colour in full, no palette.
+OUTPUT_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+OUTPUT_TYPES = ".png, .jpg, .webp or .tif"
 #: The one pixel limit for photos cunet colours: 150 MP holds a 14000 x 10000 scan and stays within
 #: about 3 GB of memory (the photo as float plus strips of the full-resolution join).
 MAX_PIXELS = 150_000_000
@@ -76,11 +79,12 @@ def _from_array(array: np.ndarray) -> Photo:
     return Photo(np.ascontiguousarray(values), alpha)
 
 
-def check_pixel_count(width: int, height: int, name: str) -> None:
-    """The one pixel limit, for files (checked from the header, before decoding) and arrays alike."""
-    if width * height > MAX_PIXELS:
+def check_pixel_count(width: int, height: int, name: str, limit: int = MAX_PIXELS, whose: str = "the") -> None:
+    """A pixel limit (cunet's MAX_PIXELS, or a server's own, named by `whose`), for files (checked from
+    the header, before decoding) and arrays alike."""
+    if width * height > limit:
         raise ImageTooLarge(f"{name}: image too large ({width * height / 1e6:.0f} MP, {width}x{height}; "
-                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP)")
+                            f"{whose} limit is {limit / 1e6:.0f} MP)")
 
 
 def _from_pil(image: Image.Image) -> Photo:
@@ -118,8 +122,10 @@ def existing_file(path: str | os.PathLike, kind: str) -> Path:
     return path
 
 
-def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
-    """Open a photo file (or its bytes) lazily, refusing one over MAX_PIXELS from its header alone.
+def open_image(source: str | os.PathLike | bytes, name: str | None = None, limit: int = MAX_PIXELS,
+               whose: str = "the") -> Image.Image:
+    """Open a photo file (or its bytes) lazily, refusing one over `limit` pixels from its header alone
+    (`whose` names the limit in the message: "the studio's").
 
     PIL's own decompression-bomb warning is silenced for this call only (its global limit is left
     as it is for other code in the process): cunet's limit is the one users see.
@@ -133,22 +139,23 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
     except Image.DecompressionBombError as error:  # PIL's own hard stop, at twice its warning size
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels.group(1)) / 1e6:.0f} MP" if pixels else "too many pixels"
-        raise ImageTooLarge(f"{name}: image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP)") from None
+        raise ImageTooLarge(f"{name}: image too large ({size}; {whose} limit is {limit / 1e6:.0f} MP)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
     try:
-        check_pixel_count(image.width, image.height, name)
+        check_pixel_count(image.width, image.height, name, limit, whose)
     except CunetError:
         image.close()
         raise
     return image
 
 
-def load_photo(source, frame: int = 0) -> Photo:
+def load_photo(source, frame: int = 0, name: str | None = None) -> Photo:
     """A path, encoded bytes, PIL image or numpy array -> Photo. Unreadable input raises CunetError.
 
     Files with several frames (animated GIF, multi-page TIFF) give `frame` (the first by default);
-    `Photo.frames` says how many there are.
+    `Photo.frames` says how many there are. `name` is what messages call encoded bytes (an upload's
+    file name).
     """
     if isinstance(source, Photo):
         return source
@@ -157,7 +164,7 @@ def load_photo(source, frame: int = 0) -> Photo:
     if isinstance(source, Image.Image):
         return _from_pil(source)
     if isinstance(source, (bytes, bytearray)):
-        name = f"{len(source)}-byte image"
+        name = name or f"{len(source)}-byte image"
     elif isinstance(source, (str, os.PathLike)):
         name = str(existing_file(source, "photo file"))
     else:
@@ -212,15 +219,20 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike, quality: int 
     (JPEG_QUALITY by default)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise CunetError(f"{path}: unknown image type {suffix or '(none)'}; use .png, .jpg, .tif or .webp")
+    check_output_suffix(path)
     if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
         image = image.convert("RGB")
-    image_format = Image.registered_extensions()[suffix]
+    image_format = OUTPUT_SUFFIXES[suffix]
     options = {"PNG": {"compress_level": PNG_COMPRESS_LEVEL},
                "JPEG": {"quality": quality or JPEG_QUALITY},
                "WEBP": {"quality": quality or JPEG_QUALITY}}.get(image_format, {})
     write_atomic(path, lambda handle: image.save(handle, format=image_format, **options))
+
+
+def check_output_suffix(path: Path) -> None:
+    """An output name's type must be one cunet writes (OUTPUT_SUFFIXES); GIF and BMP are read, not written."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise CunetError(f"{path}: cunet does not write {path.suffix or 'files without a type'}; use {OUTPUT_TYPES}")
 
 
 def prepare_output_folder(folder: str | os.PathLike) -> None:

@@ -12,9 +12,16 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from cunet.fields import shorten
+
 ACTIVATIONS = ("sigmoid", "relu", "leaky-relu")
 NORM_POSITIONS = ("before", "after", "none")
 INPUT_CHANNELS = 4  # L, a_hint, b_hint, mask
+#: Largest conv1 width a config may ask for: 4x the paper's 64 (about 600 MB of float32 weights).
+#: A file's config is checked against it before any layer is allocated.
+MAX_WIDTH = 256
+#: Largest global-hint histogram length (cunet's gamut has 261 bins).
+MAX_GLOBAL_BINS = 4096
 PROPAGATED_CHANNELS = 3  # spread a, spread b, reach
 
 
@@ -46,12 +53,21 @@ class CUNetConfig:
         return INPUT_CHANNELS + (PROPAGATED_CHANNELS if self.propagated_hints else 0)
 
     def __post_init__(self) -> None:
-        if self.width < 1:
-            raise ValueError(f"width must be positive, got {self.width}")
+        for name in ("width", "global_bins"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be a whole number, got {shorten(value)}")
+        for name in ("distribution_head", "propagated_hints", "histogram_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {shorten(getattr(self, name))}")
+        if not 1 <= self.width <= MAX_WIDTH:
+            raise ValueError(f"width must be from 1 to {MAX_WIDTH}, got {shorten(self.width)}")
+        if not 0 <= self.global_bins <= MAX_GLOBAL_BINS:
+            raise ValueError(f"global_bins must be from 0 to {MAX_GLOBAL_BINS}, got {shorten(self.global_bins)}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {shorten(self.activation)}")
         if self.norm_position not in NORM_POSITIONS:
-            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
+            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {shorten(self.norm_position)}")
         if self.distribution_head and self.global_bins < 1:
             raise ValueError("distribution_head needs global_bins > 0")
         if self.histogram_head and self.global_bins < 1:
@@ -62,6 +78,8 @@ class CUNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> CUNetConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"a model config must be a JSON object, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -34,12 +34,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights
+from cunet.checkpoint import load_checkpoint, load_model, save_checkpoint, save_weights, stored_info
 from cunet.color import denormalize_ab, join_lab, rgb_to_lab
 from cunet.colorizer import check_automatic_global, check_decoding
 from cunet import distributed
 from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits, sampling_probabilities
 from cunet.errors import CunetError
+from cunet.fields import Fields
 from cunet.gamut import decode_distribution, num_bins
 from cunet.hints import (
     encode_point_hints,
@@ -201,17 +202,18 @@ def restore(model: CUNet, optimizer: torch.optim.Optimizer, config: TrainConfig,
     """
     if checkpoint.exists():
         metadata = load_checkpoint(checkpoint, model, optimizer)
-        return metadata["step"], metadata["extra"].get("train_seconds", 0.0)
+        return metadata["step"], float(metadata["extra"].get("train_seconds") or 0.0)
     if config.init_from:
         start_model, metadata = load_model(Path(config.init_from))
         if start_model.config != model.config:
             raise CunetError(f"{config.init_from}: its model config {start_model.config} differs from this run's")
         model.load_state_dict(start_model.state_dict())
         if config.init_continues:
-            info = metadata.get("info", {})
-            if not isinstance(info.get("steps"), int):
+            info = Fields(metadata.get("info", {}), str(config.init_from), "info.")
+            if not info.has("steps"):
                 raise CunetError(f"{config.init_from}: no step count stored, so init_continues cannot go on from it")
-            return info["steps"], float(info.get("train_seconds") or 0.0)
+            seconds = info.values.get("train_seconds")
+            return info.integer("steps", 0, 10**12), 0.0 if seconds is None else info.number("train_seconds", 0)
     return 0, 0.0
 
 
@@ -367,7 +369,7 @@ def export_weights(
         info = {
             "steps": metadata["step"],
             "train_seconds": metadata["extra"].get("train_seconds"),
-            "working_size": train_config.get("crop", 128),
+            "working_size": stored_info(checkpoint, metadata)["working_size"],
             "train_config": train_config,
         }
     else:

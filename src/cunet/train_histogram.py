@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cunet.checkpoint import load_model, save_weights
+from cunet.checkpoint import load_model, save_weights, stored_info
 from cunet.color import rgb_to_lab
 from cunet.data import PhotoCache, list_labelled_photos, manifest_has_splits
 from cunet.errors import CunetError
@@ -79,11 +79,9 @@ def fit_histogram_head(
     if crops_per_photo < 1 or epochs < 1 or not 0 < lr < 1:
         raise CunetError("need crops_per_photo >= 1, epochs >= 1 and 0 < lr < 1")
     base, metadata = load_model(weights)
-    info = dict(metadata.get("info", {}))
-    if metadata.get("kind") == "checkpoint":
-        info["working_size"] = metadata["extra"].get("train_config", {}).get("crop", 128)
+    info = stored_info(weights, metadata)
     if crop is None:
-        crop = max(16, int(info.get("working_size", 128)) // 8 * 8)
+        crop = max(16, info["working_size"] // 8 * 8)
     cache_short_side = cache_short_side or crop * 9 // 8
     model = with_histogram_head(base)
     rng = np.random.default_rng(seed)

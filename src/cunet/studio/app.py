@@ -17,21 +17,25 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cunet.colorizer import Colorizer
 from cunet.errors import CunetError, ImageTooLarge
 from cunet.gamut import num_bins
-from cunet.hints import HINT_KEYS, MAX_PATCH, MAX_STROKE_WIDTH, Hints, decode_json, hints_from_json
+from cunet.fields import shorten
+from cunet.hints import HINT_KEYS, MAX_HINTS_BYTES, MAX_PATCH, MAX_STROKE_WIDTH, Hints, decode_json, hints_from_json
 from cunet.io import load_photo, open_image
 from cunet.join import join_full_resolution
 from cunet.png import encode_png
 from cunet.studio.compute import ComputeThread
+from cunet.studio.guard import LOOPBACK_NAMES, LocalOnly, new_token
 from cunet.studio.store import MAX_HELD_PIXELS, OpenPhoto, PhotoStore, preview_photo
 
 #: Largest upload accepted (a photo or a reference): bigger requests get 413 before being read.
@@ -112,6 +116,30 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """A request's body, refused (413) from its Content-Length before reading, or once it streams past `limit`."""
+    length = request.headers.get("content-length", "")
+    message = f"{what} too large: the limit is {limit // 2**10:,} KB"
+    if length.isdigit() and int(length) > limit:
+        raise TooLarge(message)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(message)
+    return bytes(body)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def expect_multipart(request: Request) -> None:
+    """Uploads come as a form (multipart/form-data, what the page and `curl -F` send); anything else is 415."""
+    if media_type(request) != "multipart/form-data":
+        raise HTTPException(415, "send the photo as multipart/form-data (a form field named 'file')")
+
+
 def _png(pixels: np.ndarray | Image.Image) -> bytes:
     """PNG bytes of 8-bit pixels by `cunet.png` (0.30x Pillow's time for a preview: benchmarks/png_encoders.py)."""
     return encode_png(np.asarray(pixels))
@@ -119,32 +147,44 @@ def _png(pixels: np.ndarray | Image.Image) -> bytes:
 
 def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_photo_pixels: int = MAX_PHOTO_PIXELS, max_held_pixels: int = MAX_HELD_PIXELS,
-               preview_side: int = PREVIEW_SIDE, compute: ComputeThread | None = None) -> FastAPI:
+               preview_side: int = PREVIEW_SIDE, compute: ComputeThread | None = None,
+               hosts: tuple[str, ...] = LOOPBACK_NAMES, token: str | None = None) -> FastAPI:
     """The studio server for one colouriser (and gallery: the bundled one when None).
 
     `compute` is the thread that runs its tensor work; pass the one that loaded the colouriser (see
     `compute.ComputeThread`), else the app starts its own. The app closes it when it shuts down.
+    `hosts` are the names it answers to (`guard.LocalOnly`: loopback, plus a `--host` given);
+    `token` is the per-launch secret its page sends (a new one when None: `app.state.token`).
     """
     compute = compute or ComputeThread()
+    token = token or new_token()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         compute.close()
 
-    app = FastAPI(title="cunet studio", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan,
-                  description="Colour a black-and-white photo interactively: upload it, send hints, get PNGs.")
+    # FastAPIOffline: the /docs page with Swagger UI's files from the fastapi-offline wheel, not a CDN.
+    app = FastAPIOffline(title="cunet studio", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan,
+                         favicon_url="data:,", static_url="/docs-static",
+                         description="Colour a black-and-white photo interactively: upload it, send hints, get PNGs. "
+                                     "Requests that change state need this server's Origin header (or the page's "
+                                     "X-Cunet-Token); every error is {\"error\": \"...\"}.")
     store = PhotoStore(max_held_pixels)
-    app.state.store = store
+    app.state.store, app.state.token = store, token
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    app.add_middleware(LocalOnly, hosts=hosts, token=token)  # added last: runs first
 
     @app.exception_handler(CunetError)
     async def bad_input(request: Request, error: CunetError) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=413 if isinstance(error, ImageTooLarge) else 422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, and Starlette's 404 and 405
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = str(error.detail)
+        if message in ("Not Found", "Method Not Allowed"):  # Starlette's own words for a route that does not exist
+            message = f"{message.lower()}: {request.method} {shorten(request.url.path, 40)}"
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -160,17 +200,15 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     def open_photo(photo_id: str) -> OpenPhoto:
         photo = store.get(photo_id)
         if photo is None:
-            raise HTTPException(404, f"no open photo {photo_id!r} (it may have been closed to free memory)")
+            raise HTTPException(404, f"no open photo {shorten(photo_id, 40)} (it may have been closed to free memory)")
         return photo
 
     def decode(data: bytes, what: str):
         if not data:
             raise CunetError(f"{what}: the upload is empty")
-        with open_image(data, what) as image:
-            if image.width * image.height > max_photo_pixels:
-                raise ImageTooLarge(f"{what}: image too large ({image.width}x{image.height}; the limit is "
-                                    f"{max_photo_pixels / 1e6:.0f} MP)")
-        return load_photo(data)
+        with open_image(data, what, max_photo_pixels, "the studio's"):
+            pass  # refused from its header alone when it is over the studio's limit
+        return load_photo(data, name=what)
 
     def hints_of(body: bytes) -> Hints:
         if not body.strip():
@@ -181,9 +219,12 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
                              "and send its histogram")
         return hints_from_json(data, "hints")
 
+    page_html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{token}}", token)
+
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+    def page() -> HTMLResponse:
+        """The page, carrying this launch's token (`guard`): only a page from this server knows it."""
+        return HTMLResponse(page_html, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/info")
     def info() -> dict:
@@ -193,10 +234,16 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
                 "max_upload_bytes": max_upload_bytes, "max_photo_pixels": max_photo_pixels,
                 "preview_side": preview_side, "max_point_size": MAX_PATCH}
 
-    @app.post("/api/photos", status_code=201)
+    @app.post("/api/photos", status_code=201, dependencies=[Depends(expect_multipart)])
     def upload(file: UploadFile = File(..., description="A photo (JPEG, PNG, TIFF, WebP, ...)")) -> dict:
         """Open a photo: returns its id (random) and size. Too large: 413; not an image: 422."""
-        return add_photo(decode(file.file.read(), file.filename or "upload"), file.filename or "photo")
+        name = upload_name(file, "upload")
+        return add_photo(decode(file.file.read(), name), name)
+
+    def upload_name(file: UploadFile, fallback: str) -> str:
+        """An upload's file name as messages quote it: its last part, cut short."""
+        name = Path(file.filename or fallback).name or fallback
+        return name if len(name) <= 60 else name[:57] + "..."
 
     def add_photo(photo, name: str) -> dict:
         """Prepare a decoded photo, hold it, and describe it (the CLI's PHOTO argument comes this way too)."""
@@ -235,7 +282,10 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     async def colorize(photo_id: str, request: Request,
                        full: bool = Query(False, description="Full resolution (else the preview size)")) -> Response:
         """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1."""
-        return await run_in_threadpool(_colorize, photo_id, await request.body(), full)
+        body = await read_body(request, MAX_HINTS_BYTES, "hints")
+        if body.strip() and media_type(request) != "application/json":
+            raise HTTPException(415, "send the hints as application/json")
+        return await run_in_threadpool(_colorize, photo_id, body, full)
 
     def _colorize(photo_id: str, body: bytes, full: bool) -> Response:
         photo = open_photo(photo_id)
@@ -296,10 +346,10 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
 
         return gallery if gallery is not None else bundled_gallery()
 
-    @app.post("/api/histogram")
+    @app.post("/api/histogram", dependencies=[Depends(expect_multipart)])
     def reference_histogram(file: UploadFile = File(..., description="A colour photo to take colours from")) -> dict:
         """A reference photo's a*b* histogram, to send as the hints' "histogram"."""
-        photo = decode(file.file.read(), file.filename or "reference")
+        photo = decode(file.file.read(), upload_name(file, "reference"))
         histogram = compute(colorizer.histogram_of, photo)
         return {"histogram": [round(float(v), 6) for v in np.asarray(histogram)]}
 
@@ -307,7 +357,7 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
     def close(photo_id: str) -> Response:
         """Close a photo and free its memory."""
         if not store.remove(photo_id):
-            raise HTTPException(404, f"no open photo {photo_id!r}")
+            raise HTTPException(404, f"no open photo {shorten(photo_id, 40)}")
         return Response(status_code=204)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

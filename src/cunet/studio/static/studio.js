@@ -24,11 +24,18 @@ function busy(delta) {
   $("busy").hidden = pending <= 0;
 }
 
+// The server's per-launch token, from this page's own HTML: requests that change state carry it.
+const TOKEN = document.querySelector('meta[name="cunet-token"]')?.content || "";
+
+function withToken(options) {
+  return { ...options, headers: { ...(options.headers || {}), "X-Cunet-Token": TOKEN } };
+}
+
 // One request, its answer read to the end ("json" or "blob"): the busy indicator covers both.
 async function api(path, options = {}, read = "json") {
   busy(1);
   try {
-    const response = await fetch(path, options);
+    const response = await fetch(path, withToken(options));
     if (!response.ok) {
       let message = `${response.status} ${response.statusText}`;
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
@@ -339,7 +346,7 @@ async function openPhoto(file) {
 }
 
 async function useOpenedPhoto(info, name) {
-  if (photo.id !== null) fetch(`/api/photos/${photo.id}`, { method: "DELETE" });
+  if (photo.id !== null) fetch(`/api/photos/${photo.id}`, withToken({ method: "DELETE" }));
   Object.assign(photo, { id: info.id, width: info.width, height: info.height, name: name.replace(/\.[^.]*$/, "") });
   hints = { points: [], strokes: [], saturation: null, histogram: null, globalLabel: "" };
   shown = [];
