@@ -239,6 +239,16 @@ def test_suggest_says_when_the_colours_come_from_the_gallery(monkeypatch, capsys
     assert code == 0 and err.startswith("note: this model has no distribution head") and stdout.count("\n") == 8
 
 
+def test_suggest_notes_a_gallery_the_models_own_distribution_makes_pointless(monkeypatch, capsys, gallery,
+                                                                             head_model_file, tmp_path, astronaut):
+    gallery.save(tmp_path / "g.gallery")
+    photo = tmp_path / "old.png"
+    Image.fromarray(astronaut[::4, ::4]).convert("L").save(photo)
+    code, _, err = run(monkeypatch, capsys, "suggest", photo, "--at", "3,4", "--model", head_model_file,
+                       "--gallery", tmp_path / "g.gallery")
+    assert code == 0 and err == "note: this model suggests colours from its own distribution; --gallery is ignored\n"
+
+
 @pytest.mark.parametrize("at", ["30", "a,b", "1,2,3", "nan,3"])
 def test_suggest_with_a_bad_pixel_is_one_line(monkeypatch, capsys, head_model_file, tmp_path, at):
     photo = tmp_path / "old.png"

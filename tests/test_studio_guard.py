@@ -61,6 +61,13 @@ def test_the_host_the_studio_was_started_on_is_served_too(colorizer):
     assert bare_client(app, "192.168.1.21:8765").get("/api/info").status_code == 421
 
 
+def test_on_every_interface_any_ip_address_is_served_but_no_domain_name(colorizer):
+    app = create_app(colorizer, hosts=("0.0.0.0",))
+    for host in ("192.168.1.20:8765", "[fe80::1]:8765", "10.0.0.7"):
+        assert bare_client(app, host).get("/api/info").status_code == 200
+    assert bare_client(app, "evil.example:8765").get("/api/info").status_code == 421
+
+
 def test_a_cross_site_text_plain_post_is_refused_before_any_work(app, photo_id, monkeypatch):
     monkeypatch.setattr(cunet.studio.app, "decode_json", lambda *args: pytest.fail("the body was read"))
     answer = bare_client(app, Origin="http://evil.example").post(

@@ -586,6 +586,8 @@ def suggest(
     given = Hints(parse_points(points)) if points is not None else Hints()
     colorizer = Colorizer.from_pretrained(model)
     chosen_gallery = _load_gallery(gallery) if colorizer.model.distribution is None else None
+    if gallery is not None and chosen_gallery is None:
+        _note("note: this model suggests colours from its own distribution; --gallery is ignored")
     suggestions, source = colorizer.suggest(photo, x, y, top, given, chosen_gallery)
     if source == "gallery":
         typer.echo("note: this model has no distribution head; these colours come from the nearest gallery "

@@ -1,8 +1,9 @@
 """Only the studio's own page may drive the studio: a local server is reachable from every web page
 the user visits, so requests are checked before any route sees them.
 
-- `Host` must name this server (127.0.0.1, localhost, [::1], or the `--host` it was started on):
-  DNS rebinding, where evil.example resolves to 127.0.0.1, arrives with `Host: evil.example` (421).
+- `Host` must name this server (127.0.0.1, localhost, [::1], or the `--host` it was started on; on
+  0.0.0.0 any IP address and the machine's name): DNS rebinding, where evil.example resolves to
+  127.0.0.1, arrives with `Host: evil.example` (421).
 - A request that changes state (POST, PUT, PATCH, DELETE) needs a same-origin `Origin`, or, for
   scripts that send none, the per-launch token the page gets from its own HTML (`X-Cunet-Token`):
   cross-site forms and "simple" `text/plain` POSTs carry a foreign Origin (403).
@@ -11,7 +12,9 @@ the user visits, so requests are checked before any route sees them.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import socket
 from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 from cunet.fields import shorten
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARDS = {"0.0.0.0", "::"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 TOKEN_HEADER = "x-cunet-token"
 SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
@@ -43,7 +47,25 @@ class LocalOnly:
     def __init__(self, app, hosts: tuple[str, ...] = LOOPBACK_NAMES, token: str | None = None) -> None:
         self.app = app
         self.hosts = {host_name(host) for host in (*LOOPBACK_NAMES, *hosts)}
+        # Served on every interface (--host 0.0.0.0 or ::): reached by any of this machine's addresses,
+        # which it cannot list, so any IP literal is its own (a rebinding attack needs a domain name),
+        # as is this machine's name.
+        self.any_address = bool(self.hosts & WILDCARDS)
+        if self.any_address:
+            self.hosts |= {socket.gethostname().lower(), socket.gethostname().lower() + ".local"}
         self.token = token
+
+    def serves(self, host: str) -> bool:
+        name = host_name(host)
+        if name in self.hosts:
+            return True
+        if not self.any_address:
+            return False
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -68,7 +90,7 @@ class LocalOnly:
     def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
         """(status, message) for a request to refuse, None for one to serve."""
         host = headers.get("host", "")
-        if host_name(host) not in self.hosts:
+        if not self.serves(host):
             return 421, (f"refused: Host {shorten(host, 40)} is not this server (cunet studio answers only at the "
                          "address it was started on)")
         if method not in STATE_CHANGING:
