@@ -9,6 +9,7 @@ bounded LRU (`store.PhotoStore`); every tensor computation runs on one compute t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -36,6 +37,7 @@ from cunet.join import join_full_resolution
 from cunet.png import encode_png
 from cunet.studio.compute import ComputeThread
 from cunet.studio.guard import LOOPBACK_NAMES, LocalOnly, new_token
+from cunet.studio.schedule import ClientGone, LatestWins, Superseded
 from cunet.studio.store import MAX_HELD_PIXELS, OpenPhoto, PhotoStore, preview_photo
 
 #: Largest upload accepted (a photo or a reference): bigger requests get 413 before being read.
@@ -171,7 +173,8 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
                                      "Requests that change state need this server's Origin header (or the page's "
                                      "X-Cunet-Token); every error is {\"error\": \"...\"}.")
     store = PhotoStore(max_held_pixels)
-    app.state.store, app.state.token = store, token
+    previews = LatestWins(compute)  # per photo: one preview computing, one waiting (`schedule`)
+    app.state.store, app.state.token, app.state.previews = store, token, previews
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
     app.add_middleware(LocalOnly, hosts=hosts, token=token)  # added last: runs first
 
@@ -277,24 +280,30 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
         return Response(_png(pixels), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.post("/api/photos/{photo_id}/colorize", response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "The colourised photo"}},
+              responses={200: {"content": {"image/png": {}}, "description": "The colourised photo"},
+                         409: {"description": "Superseded (previews only): a newer preview request of the same "
+                                              "photo replaced this one while it waited, or its client left; "
+                                              "body {\"error\": \"superseded: ...\"}. Only the newest matters."}},
               openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": HINTS_SCHEMA}}}})
     async def colorize(photo_id: str, request: Request,
                        full: bool = Query(False, description="Full resolution (else the preview size)")) -> Response:
-        """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1."""
+        """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1.
+
+        Previews of one photo: one computes, one waits; a newer request replaces the waiting one, which
+        gets 409 at once (`studio.schedule`)."""
         body = await read_body(request, MAX_HINTS_BYTES, "hints")
         if body.strip() and media_type(request) != "application/json":
             raise HTTPException(415, "send the hints as application/json")
-        return await run_in_threadpool(_colorize, photo_id, body, full)
-
-    def _colorize(photo_id: str, body: bytes, full: bool) -> Response:
         photo = open_photo(photo_id)
-        hints = hints_of(body)
+        hints = await run_in_threadpool(hints_of, body)
+        if full:  # a download is never superseded by a preview
+            png = await asyncio.wrap_future(compute.submit(
+                lambda: _png(colorizer.finish(photo.prepared, colorizer.predict_ab(photo.prepared, hints)))))
+            return Response(png, media_type="image/png", headers={
+                "Cache-Control": "no-store", "Content-Disposition": 'attachment; filename="colorized.png"'})
 
         def render() -> tuple[bytes, str | None]:
             ab = colorizer.predict_ab(photo.prepared, hints)
-            if full:
-                return _png(colorizer.finish(photo.prepared, ab)), None
             shown = None
             if len(hints.points) <= MAX_REPORTED_POINTS:
                 shown = json.dumps([colour.to_json() for colour in colorizer.point_colours(photo.prepared, hints)])
@@ -302,11 +311,13 @@ def create_app(colorizer: Colorizer, gallery=None, *, max_upload_bytes: int = MA
             field = colorizer.colour_field(photo.prepared, ab, preview.shape)
             return _png(join_full_resolution(preview, field, threads=1)), shown
 
-        png, shown = compute(render)
+        try:
+            png, shown = await previews.run(photo_id, render, request.is_disconnected)
+        except (Superseded, ClientGone) as stopped:
+            reason = "a newer update of this photo replaced it" if isinstance(stopped, Superseded) else "the client left"
+            return JSONResponse({"error": f"superseded: {reason}"}, status_code=409)
         # What each point will show (its colour fitted to the gamut at its lightness): the page's markers.
         headers = {"Cache-Control": "no-store"} | ({"X-Point-Colors": shown} if shown is not None else {})
-        if full:
-            headers["Content-Disposition"] = 'attachment; filename="colorized.png"'
         return Response(png, media_type="image/png", headers=headers)
 
     @app.get("/api/photos/{photo_id}/suggest")

@@ -12,7 +12,7 @@ computation already uses every core).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 Result = TypeVar("Result")
@@ -26,7 +26,11 @@ class ComputeThread:
 
     def __call__(self, function: Callable[..., Result], *args, **kwargs) -> Result:
         """Run `function(*args, **kwargs)` on the compute thread; its result, or its exception, comes back."""
-        return self._executor.submit(function, *args, **kwargs).result()
+        return self.submit(function, *args, **kwargs).result()
+
+    def submit(self, function: Callable[..., Result], *args, **kwargs) -> Future:
+        """Queue `function(*args, **kwargs)` on the compute thread without waiting (`asyncio.wrap_future` awaits it)."""
+        return self._executor.submit(function, *args, **kwargs)
 
     def close(self) -> None:
         """Let the thread end once its queued work is done (its OpenMP team goes with it)."""

@@ -9,8 +9,8 @@ let shown = [];  // per point, what the server says it will show: {asked, lightn
 let selected = -1;
 const undoStack = [];
 const redoStack = [];
-let latest = 0;
-let inFlight = null;
+let latest = 0;    // ticket of the newest preview asked for
+let onScreen = 0;  // ticket of the preview on screen
 let pending = 0;
 let previewUrl = null;
 
@@ -39,7 +39,7 @@ async function api(path, options = {}, read = "json") {
     if (!response.ok) {
       let message = `${response.status} ${response.statusText}`;
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
-      throw new Error(message);
+      throw Object.assign(new Error(message), { status: response.status });
     }
     if (read === "image") return { blob: await response.blob(), headers: response.headers };
     return read === "blob" ? await response.blob() : await response.json();
@@ -125,35 +125,45 @@ function syncControls() {
   updateButtons();
 }
 
-// Ask for a new preview; an older request still running is aborted, an older answer is dropped.
+// Ask for a new preview. Every change sends one; the server computes one per photo at a time, keeps
+// only the newest waiting and answers a replaced one 409 ("superseded"). Answers are shown as they
+// come, so a drag shows intermediate previews, but never one older than what is on screen.
 async function refresh() {
   if (photo.id === null) return;
   const ticket = ++latest;
-  if (inFlight) inFlight.abort();
-  const controller = new AbortController();
-  inFlight = controller;
+  const photoId = photo.id;
   busy(1);  // held until the answer is decoded on screen, not only fetched
   try {
-    const { blob, headers } = await api(`/api/photos/${photo.id}/colorize`, {
+    const { blob, headers } = await api(`/api/photos/${photoId}/colorize`, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(hintsDocument()), signal: controller.signal,
+      body: JSON.stringify(hintsDocument()),
     }, "image");
-    if (ticket !== latest) return;
-    try { shown = JSON.parse(headers.get("X-Point-Colors") || "[]"); } catch (e) { shown = []; }
+    if (ticket <= onScreen || photo.id !== photoId) return;
+    const url = URL.createObjectURL(blob);
+    const preview = $("preview");
+    const decoded = new Image();
+    decoded.src = url;
+    try { await decoded.decode(); } catch (error) { URL.revokeObjectURL(url); if (ticket !== latest) return; throw error; }
+    if (ticket <= onScreen || photo.id !== photoId) { URL.revokeObjectURL(url); return; }
+    onScreen = ticket;
+    if (ticket === latest) {
+      try { shown = JSON.parse(headers.get("X-Point-Colors") || "[]"); } catch (e) { shown = []; }
+    }
     render();
     showShownColor();
+    preview.src = url;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
-    previewUrl = URL.createObjectURL(blob);
-    const preview = $("preview");
-    preview.src = previewUrl;
-    // The ticket says "this answer is on screen": set it once the image is decoded, not when its URL is.
-    try { await preview.decode(); } catch (error) { if (ticket !== latest) return; throw error; }
-    if (ticket !== latest) return;
+    previewUrl = url;
+    await preview.decode().catch(() => {});  // decoded once already: this is the paint of the same bytes
+    if (onScreen !== ticket) return;
+    // The ticket says "this answer is on screen": set once the image is decoded, not when its URL is.
     preview.dataset.ticket = ticket;
-    status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s), ` +
-           `${hints.strokes.length} stroke(s)`);
+    if (ticket === latest) {
+      status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s), ` +
+             `${hints.strokes.length} stroke(s)`);
+    }
   } catch (error) {
-    if (error.name !== "AbortError" && ticket === latest) {
+    if (error.status !== 409 && ticket === latest) {
       status(error.message, true);
       shown = [];
       render();
