@@ -131,11 +131,11 @@ def test_spread_keeps_the_nearest_then_takes_one_photo_of_each_other_colour_grou
     assert {1 <= i <= 4 for i in chosen[1:]} == {True, False} and all(1 <= i <= 8 for i in chosen[1:])
 
 
-def test_spread_takes_only_what_the_pool_holds_and_distinct_photos_where_histograms_repeat():
+def test_spread_takes_only_what_the_pool_holds_and_one_photo_per_histogram():
+    # Photos of one histogram give one colouring (the histogram is the whole global hint): the nearest stands for them.
     gallery = spread_gallery([(0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.5, 0.5)])
-    assert gallery.spread(torch.arange(4), 3, pool=2) == [0, 1]
-    chosen = gallery.spread(torch.arange(4), 3, pool=4)
-    assert chosen[0] == 0 and len(set(chosen)) == 3 and 3 in chosen
+    assert gallery.spread(torch.arange(4), 3, pool=2) == [0]
+    assert gallery.spread(torch.arange(4), 3, pool=4) == [0, 3]
 
 
 def test_variants_are_k_colourings_from_distinct_gallery_histograms(gallery, gallery_photos, colorizer):

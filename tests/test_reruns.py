@@ -35,7 +35,7 @@ def test_a_folder_run_twice_refreshes_its_outputs(monkeypatch, capsys, scans, ti
     assert sorted(first) == [f"scan{i}_color.png" for i in range(4)]
     code, _, err = run(monkeypatch, capsys, "colorize", scans, "--model", tiny_model_file)
     assert code == 0
-    assert "note: skipping 4 earlier outputs (NAME_color.*, NAME_vK.*) found among the inputs; they are written anew" in err
+    assert "note: skipping 4 earlier outputs of cunet colorize among the inputs (NAME_color.*, NAME_vK.* beside a NAME.*)" in err
     assert names(scans) == sorted([f"scan{i}.png" for i in range(4)] + list(first))
     assert all((scans / name).read_bytes() == data for name, data in first.items())
 
@@ -56,11 +56,12 @@ def test_variant_names_count_as_outputs_only_beside_their_photo(monkeypatch, cap
     assert names(tmp_path / "out") == ["holiday_v1.png"] + [f"scan{i}.png" for i in range(4)]
 
 
-def test_a_folder_of_only_outputs_is_a_clear_error(monkeypatch, capsys, tmp_path):
-    (tmp_path / "done").mkdir()
-    Image.new("L", (64, 48), 90).save(tmp_path / "done" / "a_color.png")
-    code, _, err = run(monkeypatch, capsys, "colorize", tmp_path / "done")
-    assert_one_line_error(code, err, "holds only earlier outputs of cunet colorize")
+def test_a_color_name_without_its_photo_beside_it_is_a_photo(monkeypatch, capsys, tiny_model_file, tmp_path):
+    (tmp_path / "mine").mkdir()
+    Image.new("L", (64, 48), 90).save(tmp_path / "mine" / "rose_color.png")
+    code, _, err = run(monkeypatch, capsys, "colorize", tmp_path / "mine", "--model", tiny_model_file)
+    assert code == 0 and "skipping" not in err
+    assert (tmp_path / "mine" / "rose_color_color.png").exists()
 
 
 def test_o_to_a_folder_says_to_use_out_dir(monkeypatch, capsys, scans, tmp_path):
@@ -91,7 +92,10 @@ def test_o_writes_upper_case_and_tiff_names(monkeypatch, capsys, scans, tiny_mod
     (["--variants", "2", "--gallery", "{gallery}", "--all-frames"],
      "note: --all-frames does not apply to --variants: the first frame of each file is coloured"),
     (["--variants", "8", "--gallery", "{gallery}"], "note: scan0.png: 3 variants, not 8: the gallery has only 3 "
-                                                    "distinct photos to take colours from"),
+                                                    "distinct colour histograms to take colours from"),
+    (["--variants", "2", "--gallery", "{gallery}", "--reference", "{gallery_photo}"],
+     "note: with --variants each colouring takes a gallery photo's colours; the reference or histogram given is "
+     "ignored"),
 ])
 def test_an_option_that_does_not_apply_gets_a_note(monkeypatch, capsys, scans, tiny_model_file, tmp_path, args, message):
     paths = []
@@ -100,11 +104,19 @@ def test_an_option_that_does_not_apply_gets_a_note(monkeypatch, capsys, scans, t
         Image.fromarray(colour_field(seed)).save(paths[-1])
     gallery, _ = build_gallery(None, paths, working_size=32, progress=False)
     gallery.save(tmp_path / "three.gallery")
-    args = [arg.format(gallery=tmp_path / "three.gallery") for arg in args]
+    args = [arg.format(gallery=tmp_path / "three.gallery", gallery_photo=paths[0]) for arg in args]
     code, _, err = run(monkeypatch, capsys, "colorize", scans / "scan0.png", "-o", tmp_path / "out.png",
                        "--model", tiny_model_file, *args)
     assert code == 0, err
     assert message in err.splitlines()
+
+
+@pytest.mark.parametrize("name, kind", [("o.jpeg", "jpeg"), ("o.tiff", "tiff"), ("o.jpg", "jpeg"), ("o.tif", "tif")])
+def test_format_naming_the_same_type_as_o_gets_no_note(monkeypatch, capsys, scans, tiny_model_file, tmp_path, name,
+                                                       kind):
+    code, _, err = run(monkeypatch, capsys, "colorize", scans / "scan0.png", "-o", tmp_path / name, "--format", kind,
+                       "--model", tiny_model_file)
+    assert code == 0 and "note" not in err
 
 
 def test_ctrl_c_in_a_folder_run_says_how_many_were_written(monkeypatch, capsys, scans, tiny_model_file, tmp_path):

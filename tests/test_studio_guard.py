@@ -83,6 +83,13 @@ def test_an_origin_other_than_the_servers_own_is_refused(app, origin):
     assert answer.status_code == 403
 
 
+@pytest.mark.parametrize("headers", [{"Origin": "http://[::1"}, {"X-Cunet-Token": "\u00e9t\u00e9"}])
+def test_malformed_origin_or_token_headers_are_refused_not_500(app, headers):
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    answer = client.post("/api/histogram", headers={key: value.encode("latin-1") for key, value in headers.items()})
+    assert answer.status_code == 403 and set(answer.json()) == {"error"}
+
+
 def test_a_post_without_origin_needs_the_pages_token(app, gray_png):
     files = {"file": ("old.png", gray_png, "image/png")}
     refused = bare_client(app).post("/api/photos", files=files)

@@ -130,6 +130,46 @@ def test_tensors_are_checked_against_the_config(tiny_model_file, tmp_path, chang
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.update({"out.weight": torch.full_like(t["out.weight"], 1e300, dtype=torch.float64)}),
+     "tensor 'out.weight' holds values beyond ±1e+06"),
+    (lambda t: t.update({"conv1.0.1.running_var": -torch.ones_like(t["conv1.0.1.running_var"])}),
+     "tensor 'conv1.0.1.running_var' holds negative variances"),
+    (lambda t: t.update({"conv1.0.0.weight": torch.full_like(t["conv1.0.0.weight"], 3e38, dtype=torch.float32)}),
+     "tensor 'conv1.0.0.weight' holds values beyond ±1e+06"),
+])
+def test_weights_that_are_finite_in_the_file_but_not_in_use_are_refused(tiny_model_file, tmp_path, change, message):
+    tensors, metadata = contents(tiny_model_file)
+    change(tensors)
+    with pytest.raises(CunetError) as error:
+        load_model(write(tmp_path / "bad.safetensors", tensors, metadata))
+    assert message in str(error.value)
+
+
+def test_weights_whose_network_overflows_give_an_error_not_a_picture(monkeypatch, capsys, gray_photo, tiny_model_file,
+                                                                     tmp_path):
+    tensors, metadata = contents(tiny_model_file)
+    tensors = {key: value.float() * (9e5 / max(1e-6, float(value.float().abs().max())))
+               if value.is_floating_point() and "running_var" not in key else value for key, value in tensors.items()}
+    bad = write(tmp_path / "loud.safetensors", tensors, metadata)
+    code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "out.png", "--model", bad)
+    assert_one_line_error(code, err, "loud.safetensors: the network gave NaN or infinite colours; its weights are broken")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_config_too_wide_for_its_tensors_is_refused_without_building_it(monkeypatch, tiny_model_file, tmp_path):
+    import cunet.checkpoint
+
+    tensors, metadata = contents(tiny_model_file)
+    metadata["model_config"]["width"] = 256
+    built = []
+    real = cunet.checkpoint.CUNet
+    monkeypatch.setattr(cunet.checkpoint, "CUNet", lambda config: built.append(torch.empty(0).device) or real(config))
+    with pytest.raises(CunetError, match=r"has shape \(4, 4, 3, 3\), expected \(256, 4, 3, 3\)"):
+        load_model(write(tmp_path / "wide.safetensors", tensors, metadata))
+    assert [device.type for device in built] == ["meta"]
+
+
 def test_nan_weights_write_no_picture(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
     tensors, metadata = contents(tiny_model_file)
     tensors["out.bias"] = torch.full_like(tensors["out.bias"], float("nan"))
@@ -156,6 +196,21 @@ def test_stored_settings_are_checked_and_name_the_file(tiny_model_file, tmp_path
     assert message in str(error.value) and str(error.value).startswith(str(path))
 
 
+def test_a_gallerys_histograms_are_distributions_whatever_was_stored(tiny_gallery, tmp_path):
+    tensors, metadata = contents(tiny_gallery)
+    tensors["histograms"] = tensors["histograms"].float() * 7
+    gallery = Gallery.load(write(tmp_path / "scaled.gallery", tensors, metadata))
+    assert torch.allclose(gallery.histograms.sum(1), torch.ones(5))
+
+
+def test_photos_of_one_histogram_give_one_variant(tiny_model_file, tiny_gallery, gray_photo, tmp_path):
+    tensors, metadata = contents(tiny_gallery)
+    tensors["histograms"] = tensors["histograms"][:1].repeat(5, 1).contiguous()
+    gallery = Gallery.load(write(tmp_path / "same.gallery", tensors, metadata))
+    colorizer = _tiny_colorizer(tiny_model_file)
+    assert len(colorizer.match_references(colorizer.prepare(gray_photo), 4, gallery)) == 1
+
+
 def test_a_gallery_with_more_paths_than_photos_is_refused(monkeypatch, capsys, gray_photo, tiny_gallery, tmp_path):
     tensors, metadata = contents(tiny_gallery)
     metadata["paths"] = metadata["paths"] * 3
@@ -172,6 +227,8 @@ def test_a_gallery_with_more_paths_than_photos_is_refused(monkeypatch, capsys, g
     (lambda t: t.update(histograms=t["histograms"][:, :5]), "tensor 'histograms' has shape (5, 5), expected (N, 261)"),
     (lambda t: t.update(features=torch.zeros(5, 8)), "tensor 'feature_mean' is missing"),
     (lambda t: t.update(thumbnails=t["thumbnails"].float()), "tensor 'thumbnails' has dtype F32, expected U8"),
+    (lambda t: t.update(histograms=t["histograms"].double() * 1e300), "tensor 'histograms' holds values beyond"),
+    (lambda t: t.update(luminance=t["luminance"].double() + 1e300), "tensor 'luminance' holds values beyond"),
 ])
 def test_gallery_tensors_are_checked(tiny_gallery, tmp_path, change, message):
     tensors, metadata = contents(tiny_gallery)
@@ -218,7 +275,7 @@ tensor_changes = st.tuples(
     st.integers(0, 10**6),
     st.lists(st.integers(0, 6), min_size=0, max_size=4),
     st.sampled_from([torch.float16, torch.float64, torch.int64, torch.uint8, torch.bool, torch.bfloat16]),
-    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e30, 0.0]),
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e30, 1e300, -1.0, 0.0]),
 )
 
 
@@ -233,6 +290,7 @@ def changed(tensors: dict[str, torch.Tensor], change) -> dict[str, torch.Tensor]
     elif action == "dtype":
         tensors[name] = tensors[name].to(dtype)
     elif action == "value" and tensors[name].is_floating_point() and tensors[name].numel():
+        tensors[name] = tensors[name].double()  # F64 holds 1e300: finite in the file, infinite as float32
         tensors[name].view(-1)[pick % tensors[name].numel()] = value
     elif action == "rename":
         tensors[name + "x"] = tensors.pop(name)
@@ -245,12 +303,14 @@ def test_fuzzed_weight_tensors_give_a_model_or_a_cunet_error(tiny_model_file, tm
     tensors, metadata = contents(tiny_model_file)
     for change in changes:
         tensors = changed(tensors, change)
+    path = write(tmp_path / "fuzzed.safetensors", tensors, metadata)
     try:
-        model, _ = load_model(write(tmp_path / "fuzzed.safetensors", tensors, metadata))
+        colorizer = Colorizer.from_pretrained(path)
+        ab = colorizer.predict_ab(torch.rand(48, 64).numpy())
     except CunetError as error:
         assert "\n" not in str(error)
         return
-    assert all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point())
+    assert bool(torch.isfinite(ab).all())
 
 
 gallery_metadata = st.fixed_dictionaries({"kind": st.just("cunet-gallery/1") | json_values},
@@ -273,6 +333,8 @@ def test_fuzzed_galleries_load_and_match_or_give_a_cunet_error(tiny_model_file, 
         return
     colorizer = _tiny_colorizer(tiny_model_file)
     assert len(colorizer.match_references(colorizer.prepare(gray_photo), 2, gallery)) >= 1
+    assert all(bool(torch.isfinite(t).all()) for t in (gallery.histograms, gallery.luminance))
+    assert torch.allclose(gallery.histograms.sum(1), torch.ones(len(gallery)))
 
 
 _COLORIZERS: dict[Path, Colorizer] = {}
@@ -282,3 +344,46 @@ def _tiny_colorizer(path: Path) -> Colorizer:
     if path not in _COLORIZERS:
         _COLORIZERS[path] = Colorizer.from_pretrained(path)
     return _COLORIZERS[path]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory) -> Path:
+    from cunet.checkpoint import save_checkpoint
+    from cunet.model import CUNet, CUNetConfig
+
+    torch.manual_seed(0)
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.rand(1, 4, 16, 16))[0].square().mean().backward()
+    optimizer.step()
+    path = tmp_path_factory.mktemp("checkpoint") / "last.safetensors"
+    save_checkpoint(path, model, optimizer, 1, {"train_seconds": 1.5})
+    return path
+
+
+def resumed(path: Path):
+    from cunet.checkpoint import load_checkpoint
+    from cunet.model import CUNet, CUNetConfig
+
+    model = CUNet(CUNetConfig(width=4, activation="relu", global_bins=0))
+    return load_checkpoint(path, model, torch.optim.AdamW(model.parameters(), lr=1e-3))
+
+
+def test_a_checkpoint_resumes(checkpoint_file):
+    assert resumed(checkpoint_file)["step"] == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t, m: t.update({"optim.0.exp_avg": torch.zeros(7)}), "tensor 'optim.0.exp_avg' has shape (7,), expected"),
+    (lambda t, m: t.update({"optim.999.exp_avg": torch.zeros(7)}), "is not an optimizer state of this model"),
+    (lambda t, m: m["param_groups"][0].update(lr="fast"), "param_groups[0].lr must be a finite number, got 'fast'"),
+    (lambda t, m: m["param_groups"][0].update(betas=[0.9]), "param_groups[0].betas must be a list of 2 finite numbers"),
+    (lambda t, m: m["param_groups"].append({}), "param_groups has 2 groups; this run's optimizer has 1"),
+    (lambda t, m: m["extra"].update(train_seconds="long"), "extra.train_seconds must be a number from 0"),
+])
+def test_a_crafted_checkpoint_is_refused_before_training_resumes(checkpoint_file, tmp_path, change, message):
+    tensors, metadata = contents(checkpoint_file)
+    change(tensors, metadata)
+    with pytest.raises(CunetError) as error:
+        resumed(write(tmp_path / "last.safetensors", tensors, metadata))
+    assert message in str(error.value)

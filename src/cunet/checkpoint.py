@@ -7,6 +7,7 @@ a run resumes exactly where it stopped. A weights file holds the config and (fp1
 from __future__ import annotations
 
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,9 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 INTEGER_DTYPES = ("I64", "I32", "I16", "I8", "U8")
 #: Most tensors a cunet file holds (a model has ~100, a checkpoint 3x that, a gallery 6).
 MAX_TENSORS = 4096
+#: Largest magnitude of a model weight or statistic, and of a gallery's numbers: trained CU-nets stay
+#: within a few thousand (conv7's BatchNorm variances, ~2,300 at most); far beyond, sums overflow.
+MAX_WEIGHT = 1e6
 
 
 class TensorFile:
@@ -70,6 +74,14 @@ class TensorFile:
             raise CunetError(f"{self.path}: tensor {shorten(name)} has dtype {self.dtypes[name]}, expected "
                              f"{' or '.join(dtypes)}")
         return found
+
+    def float_tensor(self, name: str) -> torch.Tensor:
+        """The tensor as float32, each value within ±MAX_WEIGHT once converted (1e300 stored as F64 is
+        finite in the file and infinite in use)."""
+        value = self.tensor(name).float()
+        if not bool((value.abs() <= MAX_WEIGHT).all()):  # NaN fails this too
+            raise CunetError(f"{self.path}: tensor {shorten(name)} holds values beyond ±{MAX_WEIGHT:g}")
+        return value
 
     def tensor(self, name: str) -> torch.Tensor:
         try:
@@ -110,8 +122,8 @@ def _model_of(file: TensorFile, prefix: str) -> CUNet:
         if isinstance(error, CunetError):
             raise
         raise CunetError(f"{file.path}: model_config: {error}") from None
-    model = CUNet(config)
-    expected = model.state_dict()
+    with torch.device("meta"):  # the config's shapes without allocating them: a file is checked before it costs memory
+        expected = CUNet(config).state_dict()
     given = {name[len(prefix):] for name in file.shapes if name.startswith(prefix)}
     for name in sorted(set(expected) - given)[:1]:
         raise CunetError(f"{file.path}: tensor {prefix}{name} is missing (the weights do not match the model config)")
@@ -119,7 +131,15 @@ def _model_of(file: TensorFile, prefix: str) -> CUNet:
         raise CunetError(f"{file.path}: tensor {shorten(prefix + name)} does not belong to a model of this config")
     for name, tensor in expected.items():
         file.check(prefix + name, tuple(tensor.shape), FLOAT_DTYPES if tensor.is_floating_point() else INTEGER_DTYPES)
-    model.load_state_dict({name: file.tensor(prefix + name).to(tensor.dtype) for name, tensor in expected.items()})
+    model = CUNet(config)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        value = file.float_tensor(prefix + name) if tensor.is_floating_point() else file.tensor(prefix + name)
+        value = value.to(tensor.dtype)
+        if name.endswith("running_var") and not bool((value >= 0).all()):
+            raise CunetError(f"{file.path}: tensor {shorten(prefix + name)} holds negative variances")
+        state[name] = value
+    model.load_state_dict(state)
     return model
 
 
@@ -189,19 +209,47 @@ def load_checkpoint(path: Path, model: CUNet, optimizer: torch.optim.Optimizer) 
         stored = _model_of(file, "model.")
         if stored.config != model.config:  # compared as configs: a field added since takes its default
             raise CunetError(f"{path}: checkpoint model config {metadata['model_config']} differs from this run's")
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
         state: dict[int, dict] = {}
         for key in file.shapes:
             if key.startswith("optim."):
                 _, index, name = (key.split(".", 2) + ["", ""])[:3]
-                if not index.isdigit() or not name:
-                    raise CunetError(f"{path}: tensor {shorten(key)} is not an optimizer state")
+                if not index.isdigit() or int(index) >= len(parameters) or not name:
+                    raise CunetError(f"{path}: tensor {shorten(key)} is not an optimizer state of this model")
+                shape = () if name == "step" else tuple(parameters[int(index)].shape)
+                file.check(key, shape, FLOAT_DTYPES)
                 state.setdefault(int(index), {})[name] = file.tensor(key)
+        _check_param_groups(path, metadata["param_groups"], optimizer.state_dict()["param_groups"])
     model.load_state_dict(stored.state_dict())
     try:
         optimizer.load_state_dict({"state": state, "param_groups": metadata["param_groups"]})
     except (ValueError, KeyError, TypeError, RuntimeError) as error:
         raise CunetError(f"{path}: optimizer state does not fit this run ({str(error).splitlines()[0]})") from None
     return metadata
+
+
+def _check_param_groups(path: Path, stored: list, current: list[dict]) -> None:
+    """A checkpoint's optimizer groups have this run's shape: the same keys, the same number of
+    parameters, and each setting of the type this run's optimizer keeps there (numbers finite)."""
+    if len(stored) != len(current):
+        raise CunetError(f"{path}: param_groups has {len(stored)} groups; this run's optimizer has {len(current)}")
+    for index, (group, own) in enumerate(zip(stored, current)):
+        fields = Fields(group, str(path), f"param_groups[{index}].")
+        for key, value in own.items():
+            if key == "params":
+                if not isinstance(group.get("params"), list) or len(group["params"]) != len(value):
+                    raise fields.fail("params", f"a list of {len(value)} parameter indices", group.get("params"))
+            elif isinstance(value, bool) or value is None:
+                if key in group and group[key] is not None and not isinstance(group[key], bool):
+                    raise fields.fail(key, "true, false or null", group[key])
+            elif isinstance(value, (int, float)):
+                fields.number(key)
+            elif isinstance(value, (tuple, list)):
+                items = group.get(key)
+                if not isinstance(items, list) or len(items) != len(value) or not all(
+                        isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+                        for item in items):
+                    raise fields.fail(key, f"a list of {len(value)} finite numbers", items)
 
 
 def save_weights(path: Path, model: CUNet, info: dict, half: bool = True) -> None:

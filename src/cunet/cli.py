@@ -63,11 +63,10 @@ _OUTPUT_NAME = re.compile(r"^(?P<base>.+?)(?:_color|_v\d+)(?:_frame\d+)?$")
 
 
 def earlier_outputs(found: list[Path]) -> set[Path]:
-    """The files of a folder listing that an earlier `cunet colorize` wrote there: NAME_color.* always,
-    NAME_vK.* (and their _frameN) when a NAME.* lies beside them."""
+    """The files of a folder listing that an earlier `cunet colorize` wrote there: NAME_color.*,
+    NAME_vK.* (and their _frameN) when a NAME.* lies beside them (a lone rose_color.jpg is a photo)."""
     stems = {path.stem for path in found}
-    return {path for path in found if (match := _OUTPUT_NAME.match(path.stem))
-            and (path.stem.endswith("_color") or "_color_frame" in path.stem or match["base"] in stems)}
+    return {path for path in found if (match := _OUTPUT_NAME.match(path.stem)) and match["base"] in stems}
 
 
 def expand_inputs(inputs: list[str], skip_outputs: bool = False, note=None) -> list[Path]:
@@ -91,13 +90,11 @@ def expand_inputs(inputs: list[str], skip_outputs: bool = False, note=None) -> l
         outputs = earlier_outputs(found) if skip_outputs else set()
         if not found:
             raise CunetError(f"{path}: folder holds no images" if path.is_dir() else f"{item}: pattern matches no images")
-        if len(outputs) == len(found):
-            raise CunetError(f"{item}: holds only earlier outputs of cunet colorize (NAME_color.*, NAME_vK.*)")
         skipped += len(outputs)
         paths += [p for p in found if p not in outputs]
     if skipped and note is not None:
-        note(f"note: skipping {skipped} earlier output{'s' if skipped > 1 else ''} (NAME_color.*, NAME_vK.*) "
-             "found among the inputs; they are written anew")
+        note(f"note: skipping {skipped} earlier output{'s' if skipped > 1 else ''} of cunet colorize among the "
+             "inputs (NAME_color.*, NAME_vK.* beside a NAME.*)")
     return paths
 
 
@@ -214,7 +211,7 @@ def colorize(
         raise CunetError(f"--variants {variants} out of range: use 1 to 64 (0 = off)")
     chosen_gallery = _load_gallery(gallery) if variants else None
     targets = output_paths(paths, out, out_dir, format_ or "png")
-    _note_ignored_options(note, out, format_, quality, targets, gallery, variants, all_frames)
+    _note_ignored_options(note, out, format_, quality, targets, gallery, variants, all_frames, given)
     if variants:
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
@@ -240,9 +237,10 @@ def _note(text: str) -> None:
 
 
 def _note_ignored_options(note, out: Path | None, format_: str | None, quality: int | None, targets: list[Path],
-                          gallery: Path | None, variants: int, all_frames: bool) -> None:
+                          gallery: Path | None, variants: int, all_frames: bool, hints) -> None:
     """A note for every option the other options make pointless, instead of ignoring it silently."""
-    if out is not None and format_ is not None and OUTPUT_FORMATS.get(format_.lower()) != out.suffix.lower():
+    if out is not None and format_ is not None and (
+            OUTPUT_FORMATS.get(format_.lower()) != OUTPUT_FORMATS.get(out.suffix.lower().lstrip("."))):
         note(f"note: --format {format_} is ignored with -o: the type comes from its name ({out.suffix})")
     if quality is not None and not any(t.suffix.lower() in (".jpg", ".jpeg", ".webp") for t in targets):
         note("note: --quality applies to JPEG and WebP outputs only; ignored")
@@ -250,6 +248,9 @@ def _note_ignored_options(note, out: Path | None, format_: str | None, quality: 
         note("note: --gallery is used only with --variants; ignored")
     if all_frames and variants:
         note("note: --all-frames does not apply to --variants: the first frame of each file is coloured")
+    if variants and (hints.histogram is not None or hints.reference is not None):
+        note("note: with --variants each colouring takes a gallery photo's colours; the reference or "
+             "histogram given is ignored")
 
 
 class Interrupted(Exception):
@@ -298,8 +299,9 @@ def _write_variants(colorizer, paths: list[Path], targets: list[list[Path]], var
                 tqdm.write(f"error: {error}", file=sys.stderr)
                 continue
             if len(results) < variants:
-                note(f"note: {path.name}: {len(results)} variants, not {variants}: the gallery has only "
-                     f"{len(results)} distinct photo{'s' if len(results) > 1 else ''} to take colours from")
+                found = f"{len(results)} variant{'s' if len(results) > 1 else ''}"
+                note(f"note: {path.name}: {found}, not {variants}: the gallery has only {len(results)} distinct "
+                     f"colour histogram{'s' if len(results) > 1 else ''} to take colours from")
             for (_, image), file in zip(results, files):
                 save_image_atomic(image, file, quality)
                 written.append(file)

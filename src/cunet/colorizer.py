@@ -277,6 +277,7 @@ class Colorizer:
     histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
     upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
     point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
+    name: str = "the model"  # what messages call it: its file, when it came from one
 
     def __post_init__(self) -> None:
         check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
@@ -307,7 +308,7 @@ class Colorizer:
             return cls(model, working_size or info["working_size"], info, decode or stored["method"],
                        stored["temperature"], stored["blend"], backend, automatic_global or info["automatic_global"],
                        info["histogram_temperature"] if histogram_temperature is None else histogram_temperature,
-                       upsample)
+                       upsample, name=str(path))
         except CunetError as error:
             if working_size is None and decode is None and automatic_global is None and histogram_temperature is None:
                 raise CunetError(f"{path}: {error}") from None  # the file's own settings are wrong
@@ -471,12 +472,19 @@ class Colorizer:
         `decoding` (decode, temperature, blend) says; by default this colorizer's own."""
         decode, temperature, blend = decoding or (self.decode, self.temperature, self.blend)
         if decode == "regression":
-            return regression
+            return self._finite(regression)
         head = self.model.distribution
         annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), temperature)
         if decode == "annealed":
-            return annealed
-        return blend * annealed + (1 - blend) * regression
+            return self._finite(annealed)
+        return self._finite(blend * annealed + (1 - blend) * regression)
+
+    def _finite(self, values: torch.Tensor) -> torch.Tensor:
+        """`values`, or a CunetError if the network gave NaN or Inf: weights that passed every check
+        when read can still overflow (no picture of garbage is written)."""
+        if not bool(torch.isfinite(values).all()):
+            raise CunetError(f"{self.name}: the network gave NaN or infinite colours; its weights are broken")
+        return values
 
     @torch.no_grad()
     def distribution(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None, size: int | None = None) -> torch.Tensor:
@@ -487,7 +495,7 @@ class Colorizer:
         _, head_features = self._run(self.prepare(image), hints or Hints(), size)
         head = self.model.distribution
         logits = head(head_features.to(head.weight.device, head.weight.dtype)).float().cpu()
-        return bin_probabilities(logits[0]).movedim(-1, 0)
+        return self._finite(bin_probabilities(logits[0]).movedim(-1, 0))
 
     def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:
         """What the encoding (conv1-4) depends on: the runtime, the working size and the points there."""

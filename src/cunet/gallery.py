@@ -170,7 +170,10 @@ class Gallery:
         so groups differing in a smaller share of their colours were merged: best of 4 +0.95 dB
         there against +1.08 on square roots with the bundled model (benchmarks/variant_spread.py).
         """
-        candidates = list(dict.fromkeys(order[:pool].tolist()))
+        distinct: dict[bytes, int] = {}  # photos of one histogram give one colouring: the nearest stands for them
+        for index in order[:pool].tolist():
+            distinct.setdefault(self.histograms[index].numpy().tobytes(), index)
+        candidates = list(distinct.values())
         if len(candidates) <= k:
             return candidates
         roots = self.histograms[candidates].float().clamp_min(0).sqrt()
@@ -211,7 +214,7 @@ class Gallery:
                 width = file.check("features", (count, None), FLOAT_DTYPES)[1]
                 file.check("feature_mean", (width,), FLOAT_DTYPES)
                 file.check("feature_std", (width,), FLOAT_DTYPES)
-                features, mean, std = (file.tensor(name).float() for name in ("features", "feature_mean", "feature_std"))
+                features, mean, std = (file.float_tensor(name) for name in ("features", "feature_mean", "feature_std"))
                 if not bool((std > 0).all()):
                     raise CunetError(f"{file.path}: tensor feature_std must be positive")
             if "thumbnails" in file.shapes:
@@ -219,9 +222,10 @@ class Gallery:
                 if file.shapes["thumbnails"][2] != side or side > 1024:
                     raise CunetError(f"{file.path}: tensor thumbnails must be square, at most 1024 px")
                 thumbnails = file.tensor("thumbnails")
-            histograms, luminance = file.tensor("histograms").float(), file.tensor("luminance").float()
+            histograms, luminance = file.float_tensor("histograms"), file.float_tensor("luminance")
             if not bool((histograms >= 0).all()) or not bool((histograms.sum(1) > 0).all()):
                 raise CunetError(f"{file.path}: tensor histograms must be non-negative, each row with a positive sum")
+            histograms = histograms / histograms.sum(1, keepdim=True)  # a distribution per photo, whatever was stored
             return cls(histograms, luminance, features, mean, std, thumbnails,
                        fields.texts("paths", count), fields.texts("sources", count),
                        fields.text("model", default=None, optional=True),

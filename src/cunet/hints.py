@@ -389,7 +389,7 @@ def hints_from_json(data, origin: str = "hints", base: Path | None = None) -> Hi
         raise CunetError(f"{origin}: hints must be a JSON object with any of {', '.join(HINT_KEYS)}")
     unknown = set(data) - set(HINT_KEYS)
     if unknown:
-        raise CunetError(f"{origin}: unknown hint keys {sorted(unknown)}; use {', '.join(HINT_KEYS)}")
+        raise CunetError(f"{origin}: unknown hint keys {_short(sorted(unknown))}; use {', '.join(HINT_KEYS)}")
     items = data.get("points", [])
     if not isinstance(items, list):
         raise CunetError(f"{origin}: points must be a list of objects, got {_short(items)}")
@@ -427,7 +427,7 @@ def _stroke_from_json(item, where: str) -> StrokeHint:
         raise CunetError(f"{where}: expected an object {{\"points\", \"color\", \"width\"?}}, got {_short(item)}")
     unknown = set(item) - {"points", "color", "width", "a", "b", "strength"}
     if unknown:
-        raise CunetError(f"{where}: unknown keys {sorted(unknown)}; use points, color (or a, b), width, strength")
+        raise CunetError(f"{where}: unknown keys {_short(sorted(unknown))}; use points, color (or a, b), width, strength")
     if "points" not in item:
         raise CunetError(f"{where}: needs points [[x, y], ...]")
     width, strength = item.get("width", 5), item.get("strength", 1.0)

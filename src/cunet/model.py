@@ -83,7 +83,7 @@ class CUNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ValueError(f"unknown model config keys: {shorten(sorted(unknown))}")
         return cls(**values)
 
 

@@ -97,11 +97,16 @@ class LocalOnly:
             return None
         origin = headers.get("origin")
         if origin is not None:
-            parts = urlsplit(origin)
-            if origin == "null" or parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+            try:
+                parts = urlsplit(origin)
+                netloc = parts.netloc
+            except ValueError:  # "http://[::1" and the like: not this server
+                parts, netloc = None, None
+            if parts is None or parts.scheme not in ("http", "https") or netloc.lower() != host.lower():
                 return 403, f"refused: a request from another site ({shorten(origin, 40)}) cannot change the studio"
             return None
-        if self.token is not None and secrets.compare_digest(headers.get(TOKEN_HEADER, ""), self.token):
+        sent = headers.get(TOKEN_HEADER, "").encode("latin-1")  # as bytes: any header value compares, none raises
+        if self.token is not None and secrets.compare_digest(sent, self.token.encode()):
             return None
         return 403, ("refused: a request that changes the studio needs this server's Origin header (or the page's "
                      "X-Cunet-Token)")
