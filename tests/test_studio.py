@@ -178,7 +178,7 @@ def test_a_decompression_bomb_is_refused_without_decoding(client):
 
 @pytest.mark.parametrize("data, message", [
     (b"", "old.png: the upload is empty"),
-    (b"not an image at all", "old.png: not a readable image (UnidentifiedImageError)"),
+    (b"not an image at all", "old.png: not a readable image (not a format cunet reads, or not an image at all)"),
 ])
 def test_not_an_image_is_422(client, data, message):
     answer = upload(client, data)
@@ -295,3 +295,30 @@ def test_studio_on_a_busy_port_is_a_one_line_error(monkeypatch, capsys, served):
         code, out, err = run(monkeypatch, capsys, "studio", "--port", str(port))
     assert code == 2 and served == []
     assert err.strip() == f"error: cannot serve on 127.0.0.1:{port} (Address already in use); choose another --port or --host"
+
+
+def test_an_upload_carries_the_files_digest(client, gray_png):
+    import hashlib
+
+    assert upload(client, gray_png).json()["digest"] == hashlib.sha256(gray_png).hexdigest()[:16]
+
+
+def test_check_hints_counts_good_hints_and_names_the_bad_without_colouring(client, gray_png):
+    photo = upload(client, gray_png).json()
+    url = f"/api/photos/{photo['id']}/check-hints"
+    good = client.post(url, json={"points": [{"x": 10, "y": 10, "color": "#ff0000"}],
+                                  "strokes": [{"points": [[1, 1], [30, 30]], "color": "#00ff00"}]})
+    assert good.status_code == 200 and good.json() == {"points": 1, "strokes": 1}
+    bad = client.post(url, json={"points": [{"x": 5000, "y": 10, "color": "#ff0000"}]})
+    assert bad.status_code == 422 and bad.json() == {"error": "point (5000, 10) lies outside the 400x300 image"}
+
+
+def test_variants_posted_with_hints_carry_the_users_points(client, gray_png):
+    photo = upload(client, gray_png).json()
+    url = f"/api/photos/{photo['id']}/variants?k=2"
+    plain = client.get(url).json()["variants"]
+    red = {"points": [{"x": 200, "y": 150, "color": "#ff0000", "size": 9}], "saturation": 0.8}
+    pointed = client.post(url, json=red).json()["variants"]
+    assert [v["id"] for v in plain] == [v["id"] for v in pointed]
+    assert all(a["thumbnail"] != b["thumbnail"] for a, b in zip(plain, pointed))
+    assert [v["histogram"] for v in plain] == [v["histogram"] for v in pointed]

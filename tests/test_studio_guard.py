@@ -9,7 +9,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-import cunet.studio.app
+import cunet.studio.context
+import cunet.studio.requests
 from cunet.colorizer import Colorizer
 from cunet.hints import MAX_HINTS_BYTES
 from cunet.studio.app import create_app
@@ -69,7 +70,7 @@ def test_on_every_interface_any_ip_address_is_served_but_no_domain_name(colorize
 
 
 def test_a_cross_site_text_plain_post_is_refused_before_any_work(app, photo_id, monkeypatch):
-    monkeypatch.setattr(cunet.studio.app, "decode_json", lambda *args: pytest.fail("the body was read"))
+    monkeypatch.setattr(cunet.studio.context, "decode_json", lambda *args: pytest.fail("the body was read"))
     answer = bare_client(app, Origin="http://evil.example").post(
         f"/api/photos/{photo_id}/colorize", content=b'{"points": []}', headers={"Content-Type": "text/plain"})
     assert answer.status_code == 403
@@ -121,8 +122,8 @@ def test_an_upload_must_be_a_form(client):
 def test_a_body_of_one_and_a_half_million_points_is_refused_unread(client, photo_id, monkeypatch):
     point = {"x": 1, "y": 1, "color": "#c03020"}
     body = json.dumps({"points": [point] * 1_500_000}, separators=(",", ":")).encode()
-    assert 40 * 2**20 < len(body) < cunet.studio.app.MAX_UPLOAD_BYTES  # the 48 MB body
-    monkeypatch.setattr(cunet.studio.app, "decode_json", lambda *args: pytest.fail("the body was parsed"))
+    assert 40 * 2**20 < len(body) < cunet.studio.requests.MAX_UPLOAD_BYTES  # the 48 MB body
+    monkeypatch.setattr(cunet.studio.context, "decode_json", lambda *args: pytest.fail("the body was parsed"))
     answer = client.post(f"/api/photos/{photo_id}/colorize", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 413
     assert answer.json() == {"error": f"hints too large: the limit is {MAX_HINTS_BYTES // 2**10:,} KB"}

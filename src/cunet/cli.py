@@ -640,7 +640,7 @@ def studio(
     import uvicorn
 
     from cunet.colorizer import Colorizer
-    from cunet.io import load_photo
+    from cunet.io import existing_file, load_photo
     from cunet.studio.app import create_app
     from cunet.studio.compute import ComputeThread
 
@@ -652,7 +652,10 @@ def studio(
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{port}/"
     if photo is not None:
-        url += "?photo=" + server.state.add_photo(load_photo(photo), photo.name)["id"]
+        from cunet.studio.requests import file_digest
+
+        data = existing_file(photo, "photo file").read_bytes()
+        url += "?photo=" + server.state.add_photo(load_photo(data, name=str(photo)), photo.name, file_digest(data))["id"]
     if host not in LOOPBACK_HOSTS:
         typer.echo(f"warning: serving on {host}: anyone who can reach this address can use the studio "
                    "and upload photos to this computer", err=True)

@@ -497,6 +497,11 @@ class Colorizer:
         logits = head(head_features.to(head.weight.device, head.weight.dtype)).float().cpu()
         return self._finite(bin_probabilities(logits[0]).movedim(-1, 0))
 
+    def check_hints(self, image: ImageInput | PreparedPhoto, hints: Hints, size: int | None = None) -> None:
+        """Whether `hints` can colour this photo (points and strokes inside it, the patch cap), without
+        running the network: a CunetError saying what is wrong, else nothing."""
+        self._encoding_key(self.prepare(image), hints, size)
+
     def _encoding_key(self, prepared: PreparedPhoto, hints: Hints, size: int | None) -> tuple:
         """What the encoding (conv1-4) depends on: the runtime, the working size and the points there."""
         size = self.working_size if size is None else check_working_size(size)

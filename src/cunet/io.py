@@ -112,6 +112,13 @@ def _convert_pil(image: Image.Image) -> Photo:
     return _from_array(np.asarray(image if mode == target else image.convert(target)))
 
 
+def unreadable_reason(error: Exception) -> str:
+    """Why a file is not a photo, in plain words (a message for people, not a Python class name)."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not a format cunet reads, or not an image at all"
+    return "the file is damaged or cut short"  # PIL's OSError, SyntaxError, EOFError, ValueError on a bad file
+
+
 def existing_file(path: str | os.PathLike, kind: str) -> Path:
     """`path` as a Path, or a CunetError saying that it is a folder or missing (`kind` names what was wanted)."""
     path = Path(path)
@@ -141,7 +148,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None, limit
         size = f"{int(pixels.group(1)) / 1e6:.0f} MP" if pixels else "too many pixels"
         raise ImageTooLarge(f"{name}: image too large ({size}; {whose} limit is {limit / 1e6:.0f} MP)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
+        raise CunetError(f"{name}: not a readable image ({unreadable_reason(error)})") from None
     try:
         check_pixel_count(image.width, image.height, name, limit, whose)
     except CunetError:
@@ -186,7 +193,7 @@ def load_photo(source, frame: int = 0, name: str | None = None) -> Photo:
     except CunetError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-        raise CunetError(f"{name}: not a readable image ({error.__class__.__name__})") from None
+        raise CunetError(f"{name}: not a readable image ({unreadable_reason(error)})") from None
 
 
 def load_rgb8(path: str | os.PathLike, max_short_side: int | None = None) -> np.ndarray:

@@ -30,6 +30,7 @@ class OpenPhoto:
     prepared: PreparedPhoto
     preview: Photo
     name: str = "photo"
+    digest: str = ""  # the file's SHA-256 (16 hex digits): the page keeps each photo's hints under it
     preview_luminance: Luminance = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -1,9 +1,10 @@
 // cunet studio: the page. State is the hints document that `cunet colorize --hints` reads; every change
-// asks the server for a new preview, and only the newest answer is shown (older ones are aborted).
+// asks the server for a new preview (it computes the newest, `studio/schedule.py`), and no answer older
+// than the one on screen is shown. Each photo's hints are kept in the browser under the file's digest.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const photo = { id: null, width: 0, height: 0, name: "photo" };
+const photo = { id: null, width: 0, height: 0, name: "photo", digest: "" };
 let hints = { points: [], strokes: [], saturation: null, histogram: null, globalLabel: "" };
 let shown = [];  // per point, what the server says it will show: {asked, lightness, shown, moved}
 let selected = -1;
@@ -14,14 +15,35 @@ let onScreen = 0;  // ticket of the preview on screen
 let pending = 0;
 let previewUrl = null;
 
-function status(text, isError = false) {
+// A status line; an error goes to the banner at the top, where it stays until dismissed (Escape, its
+// button) or, for a failed preview, until a preview succeeds.
+let previewFailed = false;
+function status(text, isError = false, fromPreview = false) {
+  if (isError) {
+    $("error-text").textContent = text;
+    $("error-banner").hidden = false;
+    $("announce").textContent = text;
+    previewFailed = fromPreview;
+    return;
+  }
   $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
+}
+
+function clearError() {
+  $("error-banner").hidden = true;
+}
+
+// The original uncovered from the left up to `value` % of the width, the divider on the photo at the edge.
+function showCompare(value) {
+  $("original").style.clipPath = `inset(0 ${100 - value}% 0 0)`;
+  $("divider").style.left = `${value}%`;
 }
 
 function busy(delta) {
+  const was = pending > 0;
   pending += delta;
   $("busy").hidden = pending <= 0;
+  if (was !== pending > 0) $("announce").textContent = pending > 0 ? "working…" : "preview updated";
 }
 
 // The server's per-launch token, from this page's own HTML: requests that change state carry it.
@@ -103,8 +125,9 @@ function updateButtons() {
   const open = photo.id !== null;
   $("undo").disabled = !undoStack.length;
   $("redo").disabled = !redoStack.length;
-  for (const id of ["download", "save-hints", "show-variants"]) $(id).disabled = !open;
+  for (const id of ["download", "save-hints", "show-variants", "load-hints", "reference"]) $(id).disabled = !open;
   $("delete-point").disabled = selected < 0;
+  $("deselect").disabled = selected < 0;
   $("clear-global").disabled = hints.histogram === null;
   $("global-label").textContent = hints.globalLabel || "";
 }
@@ -113,14 +136,16 @@ function syncControls() {
   $("saturation-on").checked = hints.saturation !== null;
   $("saturation").disabled = hints.saturation === null;
   if (hints.saturation !== null) $("saturation").value = Math.round(hints.saturation * 100);
+  $("saturation-value").textContent = hints.saturation === null ? "off" : `${Math.round(hints.saturation * 100)} %`;
   if (selected >= 0 && hints.points[selected]) {
     $("color").value = hints.points[selected].color;
     $("size").value = hints.points[selected].size;
     $("size-value").textContent = hints.points[selected].size;
   }
   showShownColor();
-  for (const img of document.querySelectorAll(".variants img")) {
-    img.classList.toggle("chosen", hints.globalLabel === img.dataset.label);
+  for (const button of document.querySelectorAll(".variants button")) {
+    button.classList.toggle("chosen", hints.globalLabel === button.dataset.label);
+    button.setAttribute("aria-pressed", String(hints.globalLabel === button.dataset.label));
   }
   updateButtons();
 }
@@ -130,6 +155,7 @@ function syncControls() {
 // come, so a drag shows intermediate previews, but never one older than what is on screen.
 async function refresh() {
   if (photo.id === null) return;
+  keepHints();
   const ticket = ++latest;
   const photoId = photo.id;
   busy(1);  // held until the answer is decoded on screen, not only fetched
@@ -159,12 +185,13 @@ async function refresh() {
     // The ticket says "this answer is on screen": set once the image is decoded, not when its URL is.
     preview.dataset.ticket = ticket;
     if (ticket === latest) {
+      if (previewFailed) clearError();
       status(`${photo.name}: ${photo.width}×${photo.height}, ${hints.points.length} point(s), ` +
              `${hints.strokes.length} stroke(s)`);
     }
   } catch (error) {
     if (error.status !== 409 && ticket === latest) {
-      status(error.message, true);
+      status(error.message, true, true);
       shown = [];
       render();
       showShownColor();
@@ -223,11 +250,12 @@ async function showSuggestions(x, y) {
     const box = $("suggestions");
     box.replaceChildren();
     for (const s of suggestions) {
-      const swatch = document.createElement("div");
+      const swatch = document.createElement("button");
       swatch.className = "swatch";
       swatch.style.background = s.color;
       swatch.title = `${s.color}  p = ${(s.p * 100).toFixed(1)} %`;
-      swatch.innerHTML = `<span>${Math.round(s.p * 100)}%</span>`;
+      swatch.setAttribute("aria-label", `use ${s.color}, ${Math.round(s.p * 100)} percent likely`);
+      swatch.innerHTML = `<span aria-hidden="true">${Math.round(s.p * 100)}%</span>`;
       swatch.addEventListener("click", () => setPointColor(s.color));
       box.appendChild(swatch);
     }
@@ -272,6 +300,10 @@ function onPointerDown(event) {
   if (photo.id === null || event.button !== 0 || !event.isPrimary) return;
   const index = event.target.dataset ? event.target.dataset.index : undefined;
   const at = photoPixel(event);
+  if (event.altKey) {  // look without touching: the likely colours there, no point added
+    showSuggestions(at.x, at.y);
+    return;
+  }
   if (tool() === "brush") {
     remember();
     drawing = { points: [[at.x, at.y]], color: $("color").value, width: brushWidth() };
@@ -340,7 +372,41 @@ function deleteSelected() {
   hints.points.splice(selected, 1);
   selected = -1;
   render();
+  syncControls();
   refresh();
+}
+
+// Escape: nothing selected, so the picker sets the colour of the next point instead of this one's.
+function deselect() {
+  if (selected < 0) return;
+  selected = -1;
+  render();
+  syncControls();
+}
+
+// The keyboard on the focused photo: [ and ] select the previous and next point, arrows move it
+// (Shift: 10 px), so that every point can be reached and edited without a mouse.
+function onPhotoKey(event) {
+  if (photo.id === null || !hints.points.length) return false;
+  if (event.key === "[" || event.key === "]") {
+    const count = hints.points.length;
+    selected = selected < 0 ? (event.key === "]" ? 0 : count - 1) : (selected + (event.key === "]" ? 1 : count - 1)) % count;
+    render();
+    syncControls();
+    const point = hints.points[selected];
+    $("announce").textContent = `point ${selected + 1} of ${count} at ${point.x}, ${point.y}`;
+    return true;
+  }
+  const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
+  if (!steps || selected < 0) return false;
+  const point = hints.points[selected];
+  const by = event.shiftKey ? 10 : 1;
+  remember();
+  point.x = Math.min(photo.width - 1, Math.max(0, point.x + steps[0] * by));
+  point.y = Math.min(photo.height - 1, Math.max(0, point.y + steps[1] * by));
+  render();
+  refresh();
+  return true;
 }
 
 async function openPhoto(file) {
@@ -355,15 +421,26 @@ async function openPhoto(file) {
   }
 }
 
+// A photo opened (the same one again too): everything about the last one goes — hints, selection,
+// history, compare position, suggestions, variants, messages — and its own kept hints are offered.
 async function useOpenedPhoto(info, name) {
-  if (photo.id !== null) fetch(`/api/photos/${photo.id}`, withToken({ method: "DELETE" }));
-  Object.assign(photo, { id: info.id, width: info.width, height: info.height, name: name.replace(/\.[^.]*$/, "") });
+  if (photo.id !== null && photo.id !== info.id) fetch(`/api/photos/${photo.id}`, withToken({ method: "DELETE" }));
+  Object.assign(photo, { id: info.id, width: info.width, height: info.height, name: name.replace(/\.[^.]*$/, ""),
+                         digest: info.digest || "" });
+  sessionStorage.setItem("cunet:photo", info.id);
   hints = { points: [], strokes: [], saturation: null, histogram: null, globalLabel: "" };
   shown = [];
   selected = -1;
   undoStack.length = 0;
   redoStack.length = 0;
   $("variants").replaceChildren();
+  $("suggestions").replaceChildren(Object.assign(document.createElement("small"),
+    { textContent: "Click the photo (or Alt+click, to look without adding a point) to see likely colours there." }));
+  $("suggest-source").textContent = "";
+  $("compare").value = 0;
+  showCompare(0);
+  clearError();
+  offerKeptHints();
   $("original").src = `/api/photos/${info.id}/gray`;
   $("frame").hidden = false;
   $("stage").classList.remove("empty");
@@ -393,47 +470,106 @@ function saveBlob(blob, name) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
+function hintsFromDocument(doc, label) {
+  return {
+    points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3,
+                                             strength: p.strength })),
+    strokes: (doc.strokes || []).map((s) => ({ points: s.points, color: s.color, a: s.a, b: s.b, width: s.width || 5,
+                                               strength: s.strength })),
+    saturation: doc.saturation ?? null, histogram: doc.histogram ?? null,
+    globalLabel: doc.histogram ? label : "",
+  };
+}
+
+// Use a hints document only once the server has checked it whole against this photo: a bad one
+// (a point outside, a bad colour, too many points) changes nothing and the banner says why.
+async function adoptHints(doc, label) {
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("hints must be a JSON object");
+  const { reference, ...rest } = doc;
+  if (reference !== undefined) throw new Error("the studio opens no file paths: use Reference photo… instead");
+  await api(`/api/photos/${photo.id}/check-hints`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(rest),
+  });
+  remember();
+  hints = hintsFromDocument(rest, label);
+  selected = -1;
+  syncControls();
+  render();
+  refresh();
+}
+
 async function loadHints(file) {
   try {
-    const doc = JSON.parse(await file.text());
-    if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("hints must be a JSON object");
-    remember();
-    hints = {
-      points: (doc.points || []).map((p) => ({ x: p.x, y: p.y, color: p.color, a: p.a, b: p.b, size: p.size || 3,
-                                               strength: p.strength })),
-      strokes: (doc.strokes || []).map((s) => ({ points: s.points, color: s.color, a: s.a, b: s.b, width: s.width || 5,
-                                                 strength: s.strength })),
-      saturation: doc.saturation ?? null, histogram: doc.histogram ?? null,
-      globalLabel: doc.histogram ? `histogram from ${file.name}` : "",
-    };
-    selected = -1;
-    syncControls();
-    render();
-    refresh();
+    let doc;
+    try { doc = JSON.parse(await file.text()); } catch (error) { throw new Error("not a hints file (not valid JSON)"); }
+    await adoptHints(doc, `histogram from ${file.name}`);
   } catch (error) {
-    status(`${file.name}: ${error.message}`, true);
+    status(`${file.name}: ${error.message}; nothing was changed`, true);
   }
 }
 
+// Each photo's hints are kept in this browser under the file's digest, and offered back when the
+// photo is opened again (after a reload too).
+function keptKey() {
+  return photo.digest ? `cunet:hints:${photo.digest}` : null;
+}
+
+function keepHints() {
+  const key = keptKey();
+  if (!key) return;
+  const doc = hintsDocument();
+  try {
+    if (Object.keys(doc).length) localStorage.setItem(key, JSON.stringify(doc));
+    else localStorage.removeItem(key);
+  } catch (error) { /* storage full or off: keeping hints is a convenience */ }
+}
+
+function offerKeptHints() {
+  $("restore-banner").hidden = true;
+  const key = keptKey();
+  let doc = null;
+  try { doc = key && JSON.parse(localStorage.getItem(key) || "null"); } catch (error) { doc = null; }
+  if (!doc || typeof doc !== "object") return;
+  const points = (doc.points || []).length, strokes = (doc.strokes || []).length;
+  const parts = [points && `${points} point(s)`, strokes && `${strokes} stroke(s)`,
+                 doc.saturation != null && "a saturation", doc.histogram && "a colour histogram"].filter(Boolean);
+  if (!parts.length) return;
+  $("restore-text").textContent = `This photo has hints from before: ${parts.join(", ")}.`;
+  $("restore-banner").hidden = false;
+  $("restore-yes").onclick = async () => {
+    $("restore-banner").hidden = true;
+    try { await adoptHints(doc, "histogram from before"); } catch (error) { status(`kept hints: ${error.message}`, true); }
+  };
+  $("restore-no").onclick = () => { $("restore-banner").hidden = true; };
+}
+
+// Variants with the user's own points, strokes and saturation: a thumbnail shows what choosing it gives.
 async function showVariants() {
   try {
-    const { variants } = await api(`/api/photos/${photo.id}/variants?k=4`);
+    const { histogram, ...own } = hintsDocument();
+    const { variants } = await api(`/api/photos/${photo.id}/variants?k=4`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(own),
+    });
     const box = $("variants");
     box.replaceChildren();
     variants.forEach((v, i) => {
+      const button = document.createElement("button");
       const img = document.createElement("img");
       img.src = v.thumbnail;
       img.alt = `variant ${i + 1}`;
-      img.dataset.label = `variant ${i + 1} (gallery photo ${v.id})`;
-      img.addEventListener("click", () => {
+      button.appendChild(img);
+      button.dataset.label = `variant ${i + 1} (gallery photo ${v.id})`;
+      button.title = `Use the colours of variant ${i + 1}`;
+      button.addEventListener("click", () => {
         remember();
         hints.histogram = v.histogram;
-        hints.globalLabel = img.dataset.label;
+        hints.globalLabel = button.dataset.label;
         syncControls();
         refresh();
       });
-      box.appendChild(img);
+      box.appendChild(button);
     });
+    syncControls();
   } catch (error) {
     status(error.message, true);
   }
@@ -456,7 +592,13 @@ async function useReference(file) {
 }
 
 function wire() {
-  $("file-input").addEventListener("change", (e) => openPhoto(e.target.files[0]));
+  $("open-photo").addEventListener("click", () => $("file-input").click());
+  $("load-hints").addEventListener("click", () => $("hints-input").click());
+  $("reference").addEventListener("click", () => $("reference-input").click());
+  $("error-close").addEventListener("click", clearError);
+  $("deselect").addEventListener("click", deselect);
+  // value reset: opening the same file again is a change too
+  $("file-input").addEventListener("change", (e) => { openPhoto(e.target.files[0]); e.target.value = ""; });
   $("hints-input").addEventListener("change", (e) => { if (e.target.files[0]) loadHints(e.target.files[0]); e.target.value = ""; });
   $("reference-input").addEventListener("change", (e) => { useReference(e.target.files[0]); e.target.value = ""; });
   $("undo").addEventListener("click", undo);
@@ -489,21 +631,41 @@ function wire() {
     refresh();
   });
   $("saturation").addEventListener("pointerdown", () => remember());
-  $("saturation").addEventListener("input", (e) => { hints.saturation = Number(e.target.value) / 100; refresh(); });
-  $("compare").addEventListener("input", (e) => {
-    $("original").style.clipPath = `inset(0 ${100 - Number(e.target.value)}% 0 0)`;
+  $("saturation").addEventListener("input", (e) => {
+    hints.saturation = Number(e.target.value) / 100;
+    $("saturation-value").textContent = `${e.target.value} %`;
+    refresh();
+  });
+  $("compare").addEventListener("input", (e) => showCompare(Number(e.target.value)));
+  // The divider on the photo: drag its handle to uncover the original from the left.
+  const handle = document.querySelector("#divider .handle");
+  handle.addEventListener("pointerdown", (e) => { handle.setPointerCapture(e.pointerId); e.stopPropagation(); });
+  handle.addEventListener("pointermove", (e) => {
+    if (!handle.hasPointerCapture(e.pointerId)) return;
+    const box = $("frame").getBoundingClientRect();
+    const value = Math.round(Math.min(100, Math.max(0, ((e.clientX - box.left) / box.width) * 100)));
+    $("compare").value = value;
+    showCompare(value);
   });
   const svg = $("points");
   svg.addEventListener("pointerdown", onPointerDown);
   svg.addEventListener("pointermove", onPointerMove);
   svg.addEventListener("pointerup", onPointerUp);
   svg.addEventListener("pointercancel", onPointerUp);  // an interrupted stroke ends where it was
+  svg.addEventListener("keydown", (e) => { if (onPhotoKey(e)) e.preventDefault(); });
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
     const mod = e.ctrlKey || e.metaKey;
     if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); }
     else if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
     else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); deleteSelected(); }
+    else if (e.key === "Escape") { deselect(); clearError(); }
+    else if (!mod && e.key.toLowerCase() === "o" && !e.repeat && photo.id !== null) {
+      $("original").style.clipPath = "inset(0 0 0 0)";  // hold O: the original, whole
+    }
+  });
+  document.addEventListener("keyup", (e) => {
+    if (e.key.toLowerCase() === "o") showCompare(Number($("compare").value));
   });
   const stage = $("stage");
   stage.addEventListener("dragover", (e) => { e.preventDefault(); stage.classList.add("dragging"); });
@@ -522,13 +684,16 @@ function wire() {
 async function start() {
   wire();
   updateButtons();
-  const preloaded = new URLSearchParams(location.search).get("photo");
+  // After a reload the photo is opened again if the server still holds it (and its kept hints offered).
+  const asked = new URLSearchParams(location.search).get("photo");
+  const preloaded = asked || sessionStorage.getItem("cunet:photo");
   if (preloaded) {
     try {
       const info = await api(`/api/photos/${encodeURIComponent(preloaded)}`);
       await useOpenedPhoto(info, info.name || "photo");
     } catch (error) {
-      status(error.message, true);
+      if (asked) status(error.message, true);
+      else sessionStorage.removeItem("cunet:photo");  // the server let it go (restarted, or memory): start afresh
     }
   }
 }

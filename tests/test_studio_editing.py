@@ -1,0 +1,191 @@
+"""cunet studio as a photo editor uses it (issue 22), in headless Chromium on a live server: deselect
+and pick the next point's colour, look at suggestions without adding a point, hints files checked
+whole before anything changes, a fresh state per photo, hints kept across a reload, the keyboard,
+plain-word errors, and an axe-core accessibility check at desktop and phone sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.test_studio_live import (  # noqa: F401 (fixtures)
+    browser, browser_only, bw_photo, click_at, open_photo, page, server, ticket, wait_for_update)
+
+
+def saved_hints(page) -> dict:
+    with page.expect_download() as download:
+        page.click("#save-hints")
+    return json.loads(Path(download.value.path()).read_text())
+
+
+@browser_only
+def test_escape_deselects_and_the_picker_then_sets_the_next_points_colour(page, bw_photo):
+    open_photo(page, bw_photo)
+    page.evaluate("document.getElementById('color').value = '#ff0000'")
+    click_at(page, 0.3, 0.3)
+    page.locator("#points").focus()
+    page.keyboard.press("Escape")
+    assert page.locator("#points circle.selected").count() == 0 and page.is_disabled("#deselect")
+    page.evaluate("""() => { const c = document.getElementById('color'); c.value = '#0000ff';
+                             c.dispatchEvent(new Event('change', { bubbles: true })); }""")
+    click_at(page, 0.7, 0.7)
+    colours = [point["color"] for point in saved_hints(page)["points"]]
+    assert colours == ["#ff0000", "#0000ff"]
+
+
+@browser_only
+def test_alt_click_shows_suggestions_without_adding_a_point(page, bw_photo):
+    open_photo(page, bw_photo)
+    box = page.locator("#points").bounding_box()
+    page.keyboard.down("Alt")
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
+    page.keyboard.up("Alt")
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
+    assert page.locator("#points circle").count() == 0
+
+
+@browser_only
+def test_a_hints_file_with_a_point_outside_the_photo_changes_nothing_and_says_why(page, bw_photo, tmp_path):
+    open_photo(page, bw_photo)
+    click_at(page, 0.5, 0.5)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"points": [{"x": 5000, "y": 10, "color": "#ff0000"}]}))
+    page.set_input_files("#hints-input", str(bad))
+    page.locator("#error-banner").wait_for(state="visible", timeout=10000)
+    text = page.text_content("#error-text")
+    assert "bad.json" in text and "lies outside the 640x640 image" in text and "nothing was changed" in text
+    assert page.locator("#points circle").count() == 1
+    shown = ticket(page)
+    click_at(page, 0.2, 0.2)  # editing goes on as before
+    wait_for_update(page, shown)
+    assert page.locator("#points circle").count() == 2
+    page.click("#error-close")
+    assert page.is_hidden("#error-banner")
+
+
+@browser_only
+def test_opening_a_photo_again_resets_points_history_compare_and_suggestions(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.5, 0.5)
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
+    page.fill("#compare", "60")
+    page.wait_for_function("document.getElementById('busy').hidden", timeout=30000)  # the click's preview is in
+    shown = ticket(page)
+    page.set_input_files("#file-input", str(bw_photo))  # the same file again
+    wait_for_update(page, shown)
+    page.wait_for_function("document.querySelectorAll('#points circle').length === 0", timeout=30000)
+    assert page.is_disabled("#undo")
+    assert page.input_value("#compare") == "0" and page.locator("#suggestions button").count() == 0
+
+
+@browser_only
+def test_after_a_reload_the_photo_comes_back_and_its_hints_are_offered(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.3, 0.3)
+    click_at(page, 0.6, 0.6)
+    page.wait_for_function("document.querySelectorAll('#points circle').length === 2")
+    page.reload()
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) >= 1", timeout=30000)
+    page.locator("#restore-banner").wait_for(state="visible", timeout=10000)
+    assert "2 point(s)" in page.text_content("#restore-text")
+    page.click("#restore-yes")
+    page.wait_for_function("document.querySelectorAll('#points circle').length === 2", timeout=10000)
+
+
+@browser_only
+def test_points_are_selected_moved_and_deleted_from_the_keyboard(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.25, 0.25)
+    click_at(page, 0.75, 0.75)
+    page.locator("#points").focus()
+    page.keyboard.press("Escape")
+    page.keyboard.press("]")
+    assert page.get_attribute("#points circle.selected", "data-index") == "0"
+    start = saved_hints(page)["points"][0]
+    page.locator("#points").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+    moved = saved_hints(page)["points"][0]
+    assert (moved["x"], moved["y"]) == (start["x"] + 1, start["y"] + 10)
+    page.locator("#points").focus()
+    page.keyboard.press("Delete")
+    assert page.locator("#points circle").count() == 1
+
+
+@browser_only
+def test_tab_reaches_every_control(page, bw_photo):
+    open_photo(page, bw_photo)
+    page.click("#show-variants")
+    page.locator("#variants button").first.wait_for(timeout=60000)
+    click_at(page, 0.5, 0.5)
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
+    reached = set()
+    page.locator("#open-photo").focus()
+    for _ in range(80):
+        reached.add(page.evaluate("""() => { const e = document.activeElement;
+            return e.id || (e.closest('#variants') ? 'variant' : e.closest('#suggestions') ? 'suggestion' : e.tagName); }"""))
+        page.keyboard.press("Tab")
+    for wanted in ["open-photo", "load-hints", "reference", "points", "color", "size", "saturation-on", "download",
+                   "show-variants", "variant", "suggestion", "compare"]:
+        assert wanted in reached, wanted
+
+
+@browser_only
+def test_the_saturation_control_shows_its_value_and_what_it_does(page, bw_photo):
+    open_photo(page, bw_photo)
+    assert page.text_content("#saturation-value") == "off"
+    page.check("#saturation-on")
+    page.fill("#saturation", "70")
+    assert page.text_content("#saturation-value") == "70 %"
+    assert "How colourful the whole photo" in page.text_content("#saturation-help")
+
+
+@browser_only
+def test_an_unreadable_upload_is_a_plain_words_banner(page, tmp_path):
+    broken = tmp_path / "scan.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    page.set_input_files("#file-input", str(broken))
+    page.locator("#error-banner").wait_for(state="visible", timeout=10000)
+    text = page.text_content("#error-text")
+    assert text.startswith("scan.jpg: not a readable image") and "Error" not in text
+
+
+@browser_only
+@pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)])
+def test_axe_finds_no_serious_or_critical_violation(browser, server, bw_photo, viewport):
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, bw_photo)
+    click_at(page, 0.5, 0.5)
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
+    results = Axe().run(page)
+    context.close()
+    serious = [(v["id"], v["impact"], v["help"]) for v in results.response["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert serious == []
+
+
+@browser_only
+def test_the_divider_on_the_photo_and_holding_o_compare_with_the_original(page, bw_photo):
+    open_photo(page, bw_photo)
+    frame = page.locator("#frame").bounding_box()
+    handle = page.locator("#divider .handle").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] * 0.5, handle["y"] + handle["height"] / 2, steps=5)
+    page.mouse.up()
+    value = int(page.input_value("#compare"))
+    assert 45 <= value <= 55
+    assert page.evaluate("document.getElementById('original').style.clipPath") == f"inset(0px {100 - value}% 0px 0px)"
+    assert page.locator("#points circle").count() == 0  # dragging the divider adds no point
+    page.locator("#points").focus()
+    page.keyboard.down("o")
+    assert page.evaluate("document.getElementById('original').style.clipPath") in ("inset(0px)", "inset(0px 0px 0px 0px)")
+    page.keyboard.up("o")
+    assert page.evaluate("document.getElementById('original').style.clipPath") == f"inset(0px {100 - value}% 0px 0px)"
