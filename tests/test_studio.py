@@ -322,3 +322,48 @@ def test_variants_posted_with_hints_carry_the_users_points(client, gray_png):
     assert [v["id"] for v in plain] == [v["id"] for v in pointed]
     assert all(a["thumbnail"] != b["thumbnail"] for a, b in zip(plain, pointed))
     assert [v["histogram"] for v in plain] == [v["histogram"] for v in pointed]
+
+
+def png_array(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+
+
+def test_a_view_at_full_scale_is_that_part_of_the_download(client, gray_png):
+    photo = upload(client, gray_png).json()
+    url = f"/api/photos/{photo['id']}/colorize"
+    hints = {"points": [{"x": 120, "y": 100, "color": "#c03020", "size": 5}]}
+    full = png_array(client.post(url + "?full=1", json=hints).content)
+    view = client.post(url + "?x0=100&y0=60&x1=260&y1=180&width=160&height=120", json=hints)
+    assert view.status_code == 200
+    part = png_array(view.content)
+    assert part.shape == (120, 160, 3) and np.abs(part - full[60:180, 100:260]).max() <= 1
+
+
+def test_a_view_of_the_whole_photo_at_preview_size_matches_the_preview(client, gray_png):
+    photo = upload(client, gray_png).json()
+    url = f"/api/photos/{photo['id']}/colorize"
+    preview = png_array(client.post(url, json={}).content)
+    height, width = preview.shape[:2]
+    view = png_array(client.post(url + f"?x0=0&y0=0&x1=400&y1=300&width={width}&height={height}", json={}).content)
+    assert view.shape == preview.shape and np.abs(view - preview).mean() < 1.5
+
+
+def test_a_zoomed_view_is_rendered_from_the_full_resolution_photo(client, astronaut):
+    big = png_bytes(Image.fromarray(astronaut).convert("L"))  # 512 x 512, preview side 768: kept whole
+    photo = upload(client, big).json()
+    gray = png_array(client.get(f"/api/photos/{photo['id']}/gray?x0=200&y0=100&x1=264&y1=164&width=256&height=256").content)
+    assert gray.shape == (256, 256, 3)
+    crop = np.asarray(Image.fromarray(astronaut).convert("L").crop((200, 100, 264, 164)).resize((256, 256), Image.BILINEAR))
+    assert np.abs(gray[..., 0] - crop.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("query, message", [
+    ("x0=0&y0=0&x1=10", "view: give all of x0, y0, x1, y1, width and height, or none"),
+    ("x0=0&y0=0&x1=500&y1=100&width=10&height=10", "must lie inside the 400x300 photo"),
+    ("x0=50&y0=0&x1=20&y1=100&width=10&height=10", "with x0 < x1 and y0 < y1"),
+    ("x0=0&y0=0&x1=400&y1=300&width=4000&height=4000", "view: 4000x4000 is too large"),
+])
+def test_a_bad_view_is_422_naming_the_problem(client, gray_png, query, message):
+    photo = upload(client, gray_png).json()
+    answer = client.post(f"/api/photos/{photo['id']}/colorize?{query}", json={})
+    assert answer.status_code == 422 and message in answer.json()["error"]

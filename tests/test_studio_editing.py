@@ -189,3 +189,89 @@ def test_the_divider_on_the_photo_and_holding_o_compare_with_the_original(page, 
     assert page.evaluate("document.getElementById('original').style.clipPath") in ("inset(0px)", "inset(0px 0px 0px 0px)")
     page.keyboard.up("o")
     assert page.evaluate("document.getElementById('original').style.clipPath") == f"inset(0px {100 - value}% 0px 0px)"
+
+
+def view_box(page) -> list[float]:
+    return [float(v) for v in page.get_attribute("#points", "viewBox").split()]
+
+
+@pytest.fixture(scope="module")
+def big_scan(tmp_path_factory, astronaut) -> Path:
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("scan") / "scan_2048.png"
+    gray = np.asarray(Image.fromarray(astronaut).convert("L"))
+    Image.fromarray(np.kron(gray, np.ones((4, 4), dtype=np.uint8))).save(path)  # 2048 x 2048
+    return path
+
+
+@browser_only
+@pytest.mark.parametrize("viewport, scale", [((1440, 900), 2), ((1024, 768), 1)])
+def test_the_preview_is_rendered_at_the_frames_device_pixels_and_again_on_resize(browser, server, big_scan, viewport,
+                                                                                 scale):
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=scale)
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, big_scan)
+    frame = page.locator("#frame").bounding_box()
+    natural = page.evaluate("document.getElementById('preview').naturalWidth")
+    assert abs(natural - round(frame["width"] * scale)) <= 1 and frame["y"] + frame["height"] <= viewport[1]
+    shown = ticket(page)
+    page.set_viewport_size({"width": viewport[0] - 300, "height": viewport[1] - 200})
+    wait_for_update(page, shown)
+    smaller = page.locator("#frame").bounding_box()
+    assert smaller["width"] < frame["width"]
+    assert abs(page.evaluate("document.getElementById('preview').naturalWidth") - round(smaller["width"] * scale)) <= 1
+    context.close()
+
+
+@browser_only
+@pytest.mark.parametrize("viewport", [(390, 844), (844, 390)])
+def test_on_a_phone_the_photo_is_wide_and_the_compare_control_is_not_covered(browser, server, bw_photo, viewport):
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, bw_photo)
+    frame, compare = page.locator("#frame").bounding_box(), page.locator("#compare").bounding_box()
+    if viewport[0] < viewport[1]:
+        assert frame["width"] >= 0.9 * viewport[0]
+    assert frame["y"] + frame["height"] <= compare["y"] and frame["y"] + frame["height"] <= viewport[1]
+    context.close()
+
+
+@browser_only
+def test_zooming_renders_the_region_and_clicks_land_where_they_are_shown(page, big_scan):
+    open_photo(page, big_scan)
+    assert view_box(page) == [0, 0, 2048, 2048]
+    page.locator("#points").focus()
+    shown = ticket(page)
+    for _ in range(3):
+        page.keyboard.press("+")
+    wait_for_update(page, shown)
+    x0, y0, width, height = view_box(page)
+    assert width == pytest.approx(2048 / 1.5**3, rel=1e-3) and page.text_content("#zoom-value") == "338 %"
+    click_at(page, 0.5, 0.5)
+    point = saved_hints(page)["points"][0]
+    assert abs(point["x"] - (x0 + width / 2)) <= 2 and abs(point["y"] - (y0 + height / 2)) <= 2
+    page.click("#zoom-fit")
+    assert view_box(page) == [0, 0, 2048, 2048]
+
+
+@browser_only
+def test_the_wheel_zooms_about_the_cursor_and_space_drag_pans(page, big_scan):
+    open_photo(page, big_scan)
+    box = page.locator("#points").bounding_box()
+    x, y = box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -400)
+    x0, y0, width, height = view_box(page)
+    assert width < 2048 and x0 + 0.25 * width == pytest.approx(512, abs=2) and y0 + 0.25 * height == pytest.approx(512, abs=2)
+    page.locator("#points").focus()
+    page.keyboard.down(" ")
+    page.mouse.move(x + 100, y)
+    page.mouse.down()
+    page.mouse.move(x - 100, y, steps=4)
+    page.mouse.up()
+    page.keyboard.up(" ")
+    moved = view_box(page)
+    assert moved[0] > x0 and moved[1] == pytest.approx(y0, abs=1) and page.locator("#points circle").count() == 0

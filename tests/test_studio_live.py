@@ -324,12 +324,12 @@ def test_saved_hints_are_what_cunet_colorize_reads_and_load_back(page, bw_photo,
 def test_the_busy_indicator_shows_while_the_server_works_and_only_the_newest_preview_is_kept(page, bw_photo):
     open_photo(page, bw_photo)
     held = []
-    page.route("**/colorize", lambda route: held.append(route))
+    page.route("**/colorize?*", lambda route: held.append(route))
     click_at(page, 0.3, 0.3)
     click_at(page, 0.6, 0.6)
     page.wait_for_function("!document.getElementById('busy').hidden", timeout=5000)
     assert len(held) >= 1
-    page.unroute("**/colorize")
+    page.unroute("**/colorize?*")
     for route in held:
         try:
             route.continue_()

@@ -13,7 +13,9 @@ from fastapi.responses import HTMLResponse, Response
 from cunet.fields import shorten
 from cunet.hints import HINT_KEYS, MAX_PATCH
 from cunet.studio.context import Studio, png
+from cunet.studio.previews import view_of
 from cunet.studio.requests import expect_multipart, file_digest, upload_name
+from cunet.studio.view import MAX_VIEW_PIXELS, View, render_gray
 
 STATIC = Path(str(resources.files("cunet.studio") / "static"))
 
@@ -34,7 +36,7 @@ def routes(studio: Studio, token: str, max_upload_bytes: int) -> APIRouter:
         return {"working_size": colorizer.working_size, "decode": colorizer.decode,
                 "distribution_head": colorizer.model.distribution is not None, "hint_keys": list(HINT_KEYS),
                 "max_upload_bytes": max_upload_bytes, "max_photo_pixels": studio.max_photo_pixels,
-                "preview_side": studio.preview_side, "max_point_size": MAX_PATCH}
+                "preview_side": studio.preview_side, "max_point_size": MAX_PATCH, "max_view_pixels": MAX_VIEW_PIXELS}
 
     @router.post("/api/photos", status_code=201, dependencies=[Depends(expect_multipart)])
     def upload(file: UploadFile = File(..., description="A photo (JPEG, PNG, TIFF, WebP, ...)")) -> dict:
@@ -51,10 +53,14 @@ def routes(studio: Studio, token: str, max_upload_bytes: int) -> APIRouter:
 
     @router.get("/api/photos/{photo_id}/gray", response_class=Response,
                 responses={200: {"content": {"image/png": {}}, "description": "The photo as uploaded, preview size"}})
-    def gray(photo_id: str) -> Response:
-        """The photo itself at the preview size: the "before" of the compare slider."""
-        rgb = studio.open_photo(photo_id).preview.rgb
-        pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    def gray(photo_id: str, view: View | None = Depends(view_of(studio))) -> Response:
+        """The photo itself at the preview size (or over a view, as colorize takes it): the "before" of
+        the compare control."""
+        if view is not None:
+            pixels = studio.compute(render_gray, studio.open_photo(photo_id).prepared, view)
+        else:
+            rgb = studio.open_photo(photo_id).preview.rgb
+            pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
         return Response(png(pixels), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @router.delete("/api/photos/{photo_id}", status_code=204, response_class=Response)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from cunet.gamut import num_bins
 from cunet.hints import MAX_PATCH, MAX_STROKE_WIDTH
 from cunet.join import join_full_resolution
 from cunet.studio.context import Studio, png
+from cunet.errors import CunetError
 from cunet.studio.schedule import ClientGone, Superseded
+from cunet.studio.view import View, render_view
 
 #: Previews report what each point will show (header X-Point-Colors, ~80 bytes a point) up to this many points:
 #: browsers refuse response headers past a few hundred KB.
@@ -51,6 +53,25 @@ def hints_body(required: bool) -> dict:
     return {"requestBody": {"required": required, "content": {"application/json": {"schema": HINTS_SCHEMA}}}}
 
 
+def view_of(studio: Studio):
+    """A dependency reading an optional view from the query: all six of x0, y0, x1, y1, width, height, or none."""
+
+    def view(photo_id: str, x0: float | None = Query(None, description="View: region's left, photo pixels"),
+             y0: float | None = Query(None, description="View: region's top"),
+             x1: float | None = Query(None, description="View: region's right"),
+             y1: float | None = Query(None, description="View: region's bottom"),
+             width: int | None = Query(None, description="View: rendered width, pixels"),
+             height: int | None = Query(None, description="View: rendered height, pixels")) -> View | None:
+        values = (x0, y0, x1, y1, width, height)
+        if all(value is None for value in values):
+            return None
+        if any(value is None for value in values):
+            raise CunetError("view: give all of x0, y0, x1, y1, width and height, or none")
+        return View.checked(studio.open_photo(photo_id).prepared.size, *values)
+
+    return view
+
+
 def routes(studio: Studio) -> APIRouter:
     router = APIRouter()
 
@@ -62,8 +83,11 @@ def routes(studio: Studio) -> APIRouter:
                                                  "matters."}},
                  openapi_extra=hints_body(required=False))
     async def colorize(photo_id: str, request: Request,
-                       full: bool = Query(False, description="Full resolution (else the preview size)")) -> Response:
+                       full: bool = Query(False, description="Full resolution (else the preview size)"),
+                       view: View | None = Depends(view_of(studio))) -> Response:
         """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1.
+        With x0, y0, x1, y1 (a region, in the photo's pixels) and width, height: that region rendered at
+        that size from the full-resolution photo (what the page shows when it zooms, at its screen's size).
 
         Previews of one photo: one computes, one waits; a newer request replaces the waiting one, which
         gets 409 at once (`studio.schedule`)."""
@@ -80,6 +104,8 @@ def routes(studio: Studio) -> APIRouter:
             shown = None
             if len(hints.points) <= MAX_REPORTED_POINTS:
                 shown = json.dumps([colour.to_json() for colour in studio.colorizer.point_colours(photo.prepared, hints)])
+            if view is not None:
+                return png(render_view(studio.colorizer, photo.prepared, ab, view)), shown
             preview = photo.preview_luminance
             field = studio.colorizer.colour_field(photo.prepared, ab, preview.shape)
             return png(join_full_resolution(preview, field, threads=1)), shown

@@ -14,6 +14,85 @@ let latest = 0;    // ticket of the newest preview asked for
 let onScreen = 0;  // ticket of the preview on screen
 let pending = 0;
 let previewUrl = null;
+// What the frame shows: the region of the photo around (cx, cy) at `zoom` (1: the whole photo), rendered
+// by the server at the frame's size in device pixels; `display` is the frame's size in CSS pixels.
+const view = { zoom: 1, cx: 0, cy: 0, display: { width: 0, height: 0 } };
+const MAX_VIEW_PIXELS = 4096000;
+
+function region() {
+  const width = photo.width / view.zoom, height = photo.height / view.zoom;
+  const cx = Math.min(photo.width - width / 2, Math.max(width / 2, view.cx));
+  const cy = Math.min(photo.height - height / 2, Math.max(height / 2, view.cy));
+  Object.assign(view, { cx, cy });
+  return { x0: cx - width / 2, y0: cy - height / 2, width, height };
+}
+
+// The view's query: its region in photo pixels and its size in device pixels (capped as the server caps it).
+function viewQuery() {
+  const r = region();
+  const ratio = window.devicePixelRatio || 1;
+  let width = Math.max(1, Math.round(view.display.width * ratio)), height = Math.max(1, Math.round(view.display.height * ratio));
+  const shrink = Math.min(1, Math.sqrt(MAX_VIEW_PIXELS / (width * height)), 4096 / Math.max(width, height));
+  width = Math.max(1, Math.floor(width * shrink));
+  height = Math.max(1, Math.floor(height * shrink));
+  const round = (v) => Math.round(v * 1000) / 1000;
+  return `x0=${round(r.x0)}&y0=${round(r.y0)}&x1=${round(r.x0 + r.width)}&y1=${round(r.y0 + r.height)}` +
+         `&width=${width}&height=${height}`;
+}
+
+// Fit the frame to the stage with the photo's proportions (on a phone: the width, at most 60 % of the height).
+function layoutFrame() {
+  if (photo.id === null) return;
+  const stage = $("stage");
+  const phone = window.innerWidth <= 700;
+  const availableWidth = Math.max(50, stage.clientWidth - 24);
+  const availableHeight = Math.max(50, phone ? window.innerHeight * 0.6 : window.innerHeight - 150);
+  const scale = Math.min(availableWidth / photo.width, availableHeight / photo.height);
+  view.display = { width: Math.round(photo.width * scale), height: Math.round(photo.height * scale) };
+  $("frame").style.width = `${view.display.width}px`;
+  $("frame").style.height = `${view.display.height}px`;
+}
+
+let viewTimer = null;
+// The view changed (zoom, pan, a new frame size): show it soon, the newest only.
+function viewChanged(delay = 60) {
+  $("zoom-value").textContent = `${Math.round(view.zoom * 100)} %`;
+  render();
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => {
+    $("original").src = `/api/photos/${photo.id}/gray?${viewQuery()}`;
+    refresh();
+  }, delay);
+}
+
+function maxZoom() {
+  return Math.max(1, (4 * photo.width) / Math.max(1, view.display.width));  // one photo pixel: 4 screen pixels
+}
+
+// Zoom by `factor` keeping the photo pixel `anchor` where it is on screen (the centre by default).
+function zoomBy(factor, anchor = null) {
+  if (photo.id === null) return;
+  const before = region();
+  const zoom = Math.min(maxZoom(), Math.max(1, view.zoom * factor));
+  const at = anchor || { x: before.x0 + before.width / 2, y: before.y0 + before.height / 2 };
+  const keep = view.zoom / zoom;
+  const x0 = at.x - (at.x - before.x0) * keep, y0 = at.y - (at.y - before.y0) * keep;
+  Object.assign(view, { zoom, cx: x0 + (photo.width / zoom) / 2, cy: y0 + (photo.height / zoom) / 2 });
+  viewChanged();
+}
+
+function zoomFit() {
+  Object.assign(view, { zoom: 1, cx: photo.width / 2, cy: photo.height / 2 });
+  viewChanged();
+}
+
+// Pan by a move of (dx, dy) CSS pixels on screen.
+function panBy(dx, dy) {
+  const r = region();
+  view.cx -= (dx / view.display.width) * r.width;
+  view.cy -= (dy / view.display.height) * r.height;
+  viewChanged();
+}
 
 // A status line; an error goes to the banner at the top, where it stays until dismissed (Escape, its
 // button) or, for a failed preview, until a preview succeeds.
@@ -160,7 +239,7 @@ async function refresh() {
   const photoId = photo.id;
   busy(1);  // held until the answer is decoded on screen, not only fetched
   try {
-    const { blob, headers } = await api(`/api/photos/${photoId}/colorize`, {
+    const { blob, headers } = await api(`/api/photos/${photoId}/colorize?${viewQuery()}`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(hintsDocument()),
     }, "image");
@@ -203,8 +282,9 @@ async function refresh() {
 
 function render() {
   const svg = $("points");
-  svg.setAttribute("viewBox", `0 0 ${photo.width} ${photo.height}`);
-  const radius = Math.max(photo.width, photo.height) / 90;
+  const r = photo.id === null ? { x0: 0, y0: 0, width: photo.width || 1, height: photo.height || 1 } : region();
+  svg.setAttribute("viewBox", `${r.x0} ${r.y0} ${r.width} ${r.height}`);
+  const radius = Math.max(r.width, r.height) / 90;
   svg.replaceChildren();
   hints.strokes.forEach((s) => {
     const vertices = s.points.map(([x, y]) => `${x + 0.5},${y + 0.5}`).join(" ");
@@ -238,8 +318,9 @@ function render() {
 
 function photoPixel(event) {
   const box = $("points").getBoundingClientRect();
-  const x = Math.floor(((event.clientX - box.left) / box.width) * photo.width);
-  const y = Math.floor(((event.clientY - box.top) / box.height) * photo.height);
+  const r = region();
+  const x = Math.floor(r.x0 + ((event.clientX - box.left) / box.width) * r.width);
+  const y = Math.floor(r.y0 + ((event.clientY - box.top) / box.height) * r.height);
   return { x: Math.min(photo.width - 1, Math.max(0, x)), y: Math.min(photo.height - 1, Math.max(0, y)) };
 }
 
@@ -296,8 +377,43 @@ function brushWidth() {
 
 let drawing = null;
 let drag = null;
+let panning = null;     // {pointer, x, y}: a middle-button or Space+drag pan in progress
+let spaceHeld = false;
+const touches = new Map();  // touch pointers on the photo, for a two-finger pinch
+let pinch = null;           // {distance, x, y}: the last two-finger state
+let touchAdded = false;     // the first finger of a gesture added a point (a pinch takes it back)
+
+function startPinch() {
+  const [a, b] = [...touches.values()];
+  pinch = { distance: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  if (touchAdded) { undo(); touchAdded = false; }
+  drag = null;
+  drawing = null;
+}
+
+function movePinch() {
+  const [a, b] = [...touches.values()];
+  const distance = Math.hypot(a.x - b.x, a.y - b.y), x = (a.x + b.x) / 2, y = (a.y + b.y) / 2;
+  panBy(x - pinch.x, y - pinch.y);
+  const anchor = photoPixel({ clientX: x, clientY: y });
+  if (pinch.distance > 0) zoomBy(distance / pinch.distance, anchor);
+  pinch = { distance, x, y };
+}
+
 function onPointerDown(event) {
-  if (photo.id === null || event.button !== 0 || !event.isPrimary) return;
+  if (photo.id === null) return;
+  if (event.pointerType === "touch") {
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (touches.size === 2) { startPinch(); return; }
+    if (touches.size > 2) return;
+  }
+  if (event.button === 1 || (event.button === 0 && spaceHeld)) {  // pan, not a point
+    event.preventDefault();
+    panning = { pointer: event.pointerId, x: event.clientX, y: event.clientY };
+    $("points").setPointerCapture(event.pointerId);
+    return;
+  }
+  if (event.button !== 0 || !event.isPrimary) return;
   const index = event.target.dataset ? event.target.dataset.index : undefined;
   const at = photoPixel(event);
   if (event.altKey) {  // look without touching: the likely colours there, no point added
@@ -322,6 +438,7 @@ function onPointerDown(event) {
     remember();
     hints.points.push({ x: at.x, y: at.y, color: $("color").value, size: Number($("size").value) });
     selected = hints.points.length - 1;
+    touchAdded = event.pointerType === "touch";
     refresh();
   }
   render();
@@ -329,6 +446,16 @@ function onPointerDown(event) {
 }
 
 function onPointerMove(event) {
+  if (touches.has(event.pointerId)) {
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (pinch && touches.size === 2) { movePinch(); return; }
+  }
+  if (panning) {
+    if (event.pointerId !== panning.pointer) return;
+    panBy(event.clientX - panning.x, event.clientY - panning.y);
+    Object.assign(panning, { x: event.clientX, y: event.clientY });
+    return;
+  }
   if (drawing) {
     if (event.pointerId !== drawing.pointer) return;
     const at = photoPixel(event);
@@ -354,6 +481,13 @@ function onPointerMove(event) {
 }
 
 function onPointerUp(event) {
+  touches.delete(event.pointerId);
+  if (touches.size < 2) pinch = null;
+  if (!touches.size) touchAdded = false;
+  if (panning) {
+    if (event.pointerId === panning.pointer) panning = null;
+    return;
+  }
   if (drawing) {
     if (event.pointerId !== drawing.pointer) return;
     delete drawing.pointer;
@@ -441,8 +575,12 @@ async function useOpenedPhoto(info, name) {
   showCompare(0);
   clearError();
   offerKeptHints();
-  $("original").src = `/api/photos/${info.id}/gray`;
   $("frame").hidden = false;
+  $("stage").classList.remove("empty");
+  Object.assign(view, { zoom: 1, cx: info.width / 2, cy: info.height / 2 });
+  layoutFrame();
+  $("zoom-value").textContent = "100 %";
+  $("original").src = `/api/photos/${info.id}/gray?${viewQuery()}`;
   $("stage").classList.remove("empty");
   syncControls();
   render();
@@ -649,10 +787,20 @@ function wire() {
   });
   const svg = $("points");
   svg.addEventListener("pointerdown", onPointerDown);
+  svg.addEventListener("mousedown", (e) => { if (e.button === 1) e.preventDefault(); });  // no autoscroll: it pans
   svg.addEventListener("pointermove", onPointerMove);
   svg.addEventListener("pointerup", onPointerUp);
   svg.addEventListener("pointercancel", onPointerUp);  // an interrupted stroke ends where it was
   svg.addEventListener("keydown", (e) => { if (onPhotoKey(e)) e.preventDefault(); });
+  svg.addEventListener("wheel", (e) => {
+    if (photo.id === null) return;
+    e.preventDefault();
+    zoomBy(Math.exp(-e.deltaY * 0.0015), photoPixel(e));
+  }, { passive: false });
+  $("zoom-in").addEventListener("click", () => zoomBy(1.5));
+  $("zoom-out").addEventListener("click", () => zoomBy(1 / 1.5));
+  $("zoom-fit").addEventListener("click", zoomFit);
+  window.addEventListener("resize", () => { if (photo.id !== null) { layoutFrame(); viewChanged(150); } });
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
     const mod = e.ctrlKey || e.metaKey;
@@ -660,11 +808,16 @@ function wire() {
     else if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
     else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); deleteSelected(); }
     else if (e.key === "Escape") { deselect(); clearError(); }
+    else if (!mod && (e.key === "+" || e.key === "=")) { e.preventDefault(); zoomBy(1.5); }
+    else if (!mod && e.key === "-") { e.preventDefault(); zoomBy(1 / 1.5); }
+    else if (!mod && e.key === "0") { e.preventDefault(); zoomFit(); }
+    else if (e.key === " " && e.target === $("points")) { e.preventDefault(); spaceHeld = true; }
     else if (!mod && e.key.toLowerCase() === "o" && !e.repeat && photo.id !== null) {
       $("original").style.clipPath = "inset(0 0 0 0)";  // hold O: the original, whole
     }
   });
   document.addEventListener("keyup", (e) => {
+    if (e.key === " ") spaceHeld = false;
     if (e.key.toLowerCase() === "o") showCompare(Number($("compare").value));
   });
   const stage = $("stage");
