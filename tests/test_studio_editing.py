@@ -12,7 +12,24 @@ import pytest
 from PIL import Image
 
 from tests.test_studio_live import (  # noqa: F401 (fixtures)
-    browser, browser_only, bw_photo, click_at, open_photo, page, server, ticket, wait_for_update)
+    browser, browser_only, bw_photo, click_at, open_photo, server, ticket, wait_for_update)
+
+VIEWPORTS = {"desktop": (1280, 860), "phone": (390, 844)}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def page(request, browser, server):
+    """The studio's page at a desktop's and at a phone's size: every editing test runs at both."""
+    width, height = VIEWPORTS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
+                                  has_touch=request.param == "phone")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    yield page
+    context.close()
+    assert errors == []
 
 
 def saved_hints(page) -> dict:
@@ -265,7 +282,9 @@ def test_the_wheel_zooms_about_the_cursor_and_space_drag_pans(page, big_scan):
     page.mouse.move(x, y)
     page.mouse.wheel(0, -400)
     x0, y0, width, height = view_box(page)
-    assert width < 2048 and x0 + 0.25 * width == pytest.approx(512, abs=2) and y0 + 0.25 * height == pytest.approx(512, abs=2)
+    pixel = 2048 / box["width"]  # photo pixels in one screen pixel: how exactly the cursor can be placed
+    assert width < 2048
+    assert x0 + 0.25 * width == pytest.approx(512, abs=2 * pixel) and y0 + 0.25 * height == pytest.approx(512, abs=2 * pixel)
     page.locator("#points").focus()
     page.keyboard.down(" ")
     page.mouse.move(x + 100, y)
@@ -275,3 +294,64 @@ def test_the_wheel_zooms_about_the_cursor_and_space_drag_pans(page, big_scan):
     page.keyboard.up(" ")
     moved = view_box(page)
     assert moved[0] > x0 and moved[1] == pytest.approx(y0, abs=1) and page.locator("#points circle").count() == 0
+
+
+@browser_only
+def test_a_20_step_drag_ends_on_the_preview_of_its_last_position(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.5, 0.5)
+    box = page.locator("#points circle").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    answers = []
+    page.on("response", lambda response: answers.append(response.status) if "/colorize" in response.url else None)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(x + 4 * step, y + step)
+    page.mouse.up()
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) === latest", timeout=60000)
+    page.wait_for_function("document.getElementById('busy').hidden", timeout=60000)
+    assert set(answers) <= {200, 409} and answers.count(200) >= 1
+    final = saved_hints(page)["points"][0]
+    assert final["x"] > 320 + 40
+
+
+@browser_only
+def test_five_quick_clicks_end_on_the_preview_with_all_five_points(page, bw_photo):
+    open_photo(page, bw_photo)
+    for step in range(5):
+        click_at(page, 0.15 + 0.15 * step, 0.6)
+        page.wait_for_timeout(100)
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) === latest", timeout=60000)
+    assert page.locator("#points circle").count() == 5 and len(saved_hints(page)["points"]) == 5
+
+
+@browser_only
+def test_a_saturation_sweep_ends_on_the_preview_of_its_last_value(page, bw_photo):
+    open_photo(page, bw_photo)
+    page.check("#saturation-on")
+    for value in range(0, 100, 4):
+        page.evaluate("v => { const s = document.getElementById('saturation'); s.value = v; "
+                      "s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
+    page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) === latest", timeout=60000)
+    assert saved_hints(page)["saturation"] == 0.96 and page.text_content("#saturation-value") == "96 %"
+
+
+@browser_only
+def test_variant_thumbnails_show_the_users_point_and_choosing_one_moves_nothing(page, bw_photo):
+    open_photo(page, bw_photo)
+    page.click("#show-variants")
+    page.locator("#variants button img").first.wait_for(timeout=60000)
+    plain = page.get_attribute("#variants button img", "src")
+    page.evaluate("document.getElementById('color').value = '#0030ff'")
+    click_at(page, 0.5, 0.5)
+    page.click("#show-variants")
+    page.wait_for_function(f"document.querySelector('#variants button img').src !== {json.dumps(plain)}", timeout=60000)
+    layout = """() => [...document.querySelectorAll('#variants button')].map(b => [b.offsetLeft, b.offsetTop,
+                                                                              b.offsetWidth, b.offsetHeight])"""
+    before = page.evaluate(layout)  # positions in the page's layout: scrolling the panel to the click moves none
+    shown = ticket(page)
+    page.locator("#variants button").nth(1).click()
+    wait_for_update(page, shown)
+    assert page.locator("#variants button").nth(1).get_attribute("aria-pressed") == "true"
+    assert page.evaluate(layout) == before
