@@ -355,3 +355,39 @@ def test_variant_thumbnails_show_the_users_point_and_choosing_one_moves_nothing(
     wait_for_update(page, shown)
     assert page.locator("#variants button").nth(1).get_attribute("aria-pressed") == "true"
     assert page.evaluate(layout) == before
+
+
+@browser_only
+def test_a_two_finger_pinch_zooms_and_takes_back_the_first_fingers_point(page, big_scan):
+    open_photo(page, big_scan)
+    box = page.locator("#points").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate("""([cx, cy]) => {
+        const svg = document.getElementById('points');
+        const send = (type, id, x, y) => svg.dispatchEvent(new PointerEvent(type, {
+            pointerId: id, pointerType: 'touch', isPrimary: id === 1, button: 0, clientX: x, clientY: y, bubbles: true}));
+        send('pointerdown', 1, cx - 20, cy);
+        send('pointerdown', 2, cx + 20, cy);
+        for (let step = 1; step <= 5; step++) {
+            send('pointermove', 1, cx - 20 - 16 * step, cy);
+            send('pointermove', 2, cx + 20 + 16 * step, cy);
+        }
+        send('pointerup', 1, cx - 100, cy);
+        send('pointerup', 2, cx + 100, cy);
+    }""", [cx, cy])
+    x0, y0, width, height = view_box(page)
+    assert width == pytest.approx(2048 / 5, rel=0.05)  # the fingers' distance grew 40 -> 200 px: 5x
+    # about the fingers' midpoint; each finger's move arrives alone and a pan at the photo's edge is held
+    # back, so the centre may wander by a few screen pixels
+    assert x0 + width / 2 == pytest.approx(1024, abs=0.03 * 2048) and page.locator("#points circle").count() == 0
+
+
+@browser_only
+def test_selecting_a_point_from_the_keyboard_shows_its_suggestions(page, bw_photo):
+    open_photo(page, bw_photo)
+    click_at(page, 0.3, 0.3)
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
+    page.evaluate("document.getElementById('suggestions').replaceChildren()")
+    page.locator("#points").focus()
+    page.keyboard.press("]")
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)

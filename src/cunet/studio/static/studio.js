@@ -316,11 +316,17 @@ function render() {
   updateButtons();
 }
 
-function photoPixel(event) {
+// Where on the photo (its pixels, continuous) a screen position falls: the anchor a zoom keeps in place.
+function photoPoint(event) {
   const box = $("points").getBoundingClientRect();
   const r = region();
-  const x = Math.floor(r.x0 + ((event.clientX - box.left) / box.width) * r.width);
-  const y = Math.floor(r.y0 + ((event.clientY - box.top) / box.height) * r.height);
+  return { x: r.x0 + ((event.clientX - box.left) / box.width) * r.width,
+           y: r.y0 + ((event.clientY - box.top) / box.height) * r.height };
+}
+
+function photoPixel(event) {
+  const at = photoPoint(event);
+  const x = Math.floor(at.x), y = Math.floor(at.y);
   return { x: Math.min(photo.width - 1, Math.max(0, x)), y: Math.min(photo.height - 1, Math.max(0, y)) };
 }
 
@@ -395,7 +401,7 @@ function movePinch() {
   const [a, b] = [...touches.values()];
   const distance = Math.hypot(a.x - b.x, a.y - b.y), x = (a.x + b.x) / 2, y = (a.y + b.y) / 2;
   panBy(x - pinch.x, y - pinch.y);
-  const anchor = photoPixel({ clientX: x, clientY: y });
+  const anchor = photoPoint({ clientX: x, clientY: y });
   if (pinch.distance > 0) zoomBy(distance / pinch.distance, anchor);
   pinch = { distance, x, y };
 }
@@ -529,6 +535,7 @@ function onPhotoKey(event) {
     syncControls();
     const point = hints.points[selected];
     $("announce").textContent = `point ${selected + 1} of ${count} at ${point.x}, ${point.y}`;
+    showSuggestions(point.x, point.y);  // the likely colours at the selected point, as a click shows them
     return true;
   }
   const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
@@ -795,7 +802,7 @@ function wire() {
   svg.addEventListener("wheel", (e) => {
     if (photo.id === null) return;
     e.preventDefault();
-    zoomBy(Math.exp(-e.deltaY * 0.0015), photoPixel(e));
+    zoomBy(Math.exp(-e.deltaY * 0.0015), photoPoint(e));
   }, { passive: false });
   $("zoom-in").addEventListener("click", () => zoomBy(1.5));
   $("zoom-out").addEventListener("click", () => zoomBy(1 / 1.5));
