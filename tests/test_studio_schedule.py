@@ -143,3 +143,25 @@ def test_the_api_answers_a_replaced_preview_409_and_computes_the_newest(tiny_mod
     compute.close()
     assert statuses == [200, 409, 200] and full == 200
     assert replaced == {"error": "superseded: a newer update of this photo replaced it"}
+
+
+def test_an_older_request_arriving_after_a_newer_one_is_superseded_not_the_newer():
+    async def scenario():
+        compute = ComputeThread()
+        previews = LatestWins(compute)
+        ran = []
+        gate = blocked(compute)
+        first = asyncio.ensure_future(previews.run("photo", lambda: ran.append(1), still_here, order=1))
+        await settle()
+        newest = asyncio.ensure_future(previews.run("photo", lambda: ran.append(3), still_here, order=3))
+        await settle()
+        late = asyncio.ensure_future(previews.run("photo", lambda: ran.append(2), still_here, order=2))
+        await settle()
+        assert late.done() and isinstance(late.exception(), Superseded) and not newest.done()
+        gate.set()
+        await first
+        await newest
+        assert ran == [1, 3] and previews.state("photo") == (False, False)
+        compute.close()
+
+    asyncio.run(scenario())

@@ -84,7 +84,9 @@ def routes(studio: Studio) -> APIRouter:
                  openapi_extra=hints_body(required=False))
     async def colorize(photo_id: str, request: Request,
                        full: bool = Query(False, description="Full resolution (else the preview size)"),
-                       view: View | None = Depends(view_of(studio))) -> Response:
+                       view: View | None = Depends(view_of(studio)),
+                       seq: int | None = Query(None, ge=0, description="The page's order of this preview: an "
+                                               "older one arriving after a newer is superseded")) -> Response:
         """Colour the photo with the hints in the body: a PNG preview, or the full-resolution PNG with ?full=1.
         With x0, y0, x1, y1 (a region, in the photo's pixels) and width, height: that region rendered at
         that size from the full-resolution photo (what the page shows when it zooms, at its screen's size).
@@ -111,7 +113,7 @@ def routes(studio: Studio) -> APIRouter:
             return png(join_full_resolution(preview, field, threads=1)), shown
 
         try:
-            encoded, shown = await studio.previews.run(photo_id, render, request.is_disconnected)
+            encoded, shown = await studio.previews.run(photo_id, render, request.is_disconnected, seq)
         except (Superseded, ClientGone) as stopped:
             reason = "a newer update of this photo replaced it" if isinstance(stopped, Superseded) else "the client left"
             return JSONResponse({"error": f"superseded: {reason}"}, status_code=409)

@@ -5,8 +5,10 @@ one the compute thread works through delays it (19 of a 20-step drag's requests 
 after the page had dropped them: the final preview came 11 s after the drag began). So, per photo,
 at most one update computes and at most one waits: a newer request takes the waiting one's place,
 and the one it replaces is answered at once as superseded (409). A request whose client has gone
-by the time its turn comes is never started. Everything here runs on the server's event loop, so
-the bookkeeping needs no locks; the work itself runs on the compute thread.
+by the time its turn comes is never started. Requests may carry their page's order (the browser
+sends them on several connections, so they can arrive out of order): one older than a request
+already seen for the photo is superseded on arrival, never the newer one. Everything here runs on
+the server's event loop, so the bookkeeping needs no locks; the work itself runs on the compute thread.
 """
 
 from __future__ import annotations
@@ -34,14 +36,21 @@ class LatestWins:
         self._compute = compute
         self._running: set[str] = set()
         self._waiting: dict[str, asyncio.Future] = {}
+        self._newest: dict[str, int] = {}  # per busy key, the highest order seen
 
     def state(self, key: str) -> tuple[bool, bool]:
         """(running, waiting) for `key`: what the tests and the benchmark look at."""
         return key in self._running, key in self._waiting
 
-    async def run(self, key: str, work: Callable[[], Result], gone: Callable[[], Awaitable[bool]]) -> Result:
+    async def run(self, key: str, work: Callable[[], Result], gone: Callable[[], Awaitable[bool]],
+                  order: int | None = None) -> Result:
         """`work()` on the compute thread once it is `key`'s turn; Superseded if a newer request took
-        this one's place while it waited, ClientGone if `gone()` says its client left before its turn."""
+        this one's place while it waited (or, by `order`, one newer had already come), ClientGone if
+        `gone()` says its client left before its turn."""
+        if order is not None:
+            if key in self._newest and order < self._newest[key]:
+                raise Superseded()
+            self._newest[key] = order
         if key in self._running:
             turn = asyncio.get_running_loop().create_future()
             replaced = self._waiting.get(key)
@@ -72,3 +81,4 @@ class LatestWins:
             waiting.set_result(None)
         else:
             self._running.discard(key)
+            self._newest.pop(key, None)

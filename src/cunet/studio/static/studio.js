@@ -12,6 +12,7 @@ const undoStack = [];
 const redoStack = [];
 let latest = 0;    // ticket of the newest preview asked for
 let onScreen = 0;  // ticket of the preview on screen
+let retries = 0;   // newest previews superseded in a row (asked again, at most 3 times)
 let pending = 0;
 let previewUrl = null;
 // What the frame shows: the region of the photo around (cx, cy) at `zoom` (1: the whole photo), rendered
@@ -239,7 +240,10 @@ async function refresh() {
   const photoId = photo.id;
   busy(1);  // held until the answer is decoded on screen, not only fetched
   try {
-    const { blob, headers } = await api(`/api/photos/${photoId}/colorize?${viewQuery()}`, {
+    // The order the server keeps (requests travel on several connections and may arrive out of order):
+    // the send time in microseconds, so that it grows across reloads too.
+    const seq = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    const { blob, headers } = await api(`/api/photos/${photoId}/colorize?${viewQuery()}&seq=${seq}`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(hintsDocument()),
     }, "image");
@@ -251,6 +255,7 @@ async function refresh() {
     try { await decoded.decode(); } catch (error) { URL.revokeObjectURL(url); if (ticket !== latest) return; throw error; }
     if (ticket <= onScreen || photo.id !== photoId) { URL.revokeObjectURL(url); return; }
     onScreen = ticket;
+    retries = 0;
     if (ticket === latest) {
       try { shown = JSON.parse(headers.get("X-Point-Colors") || "[]"); } catch (e) { shown = []; }
     }
@@ -269,7 +274,10 @@ async function refresh() {
              `${hints.strokes.length} stroke(s)`);
     }
   } catch (error) {
-    if (error.status !== 409 && ticket === latest) {
+    if (error.status === 409 && ticket === latest && photo.id === photoId && retries < 3) {
+      retries += 1;  // the newest was superseded (another tab on this photo): ask again, it must be shown
+      setTimeout(refresh, 100 * retries);
+    } else if (error.status !== 409 && ticket === latest) {
       status(error.message, true, true);
       shown = [];
       render();
