@@ -108,6 +108,9 @@ def test_after_a_reload_the_photo_comes_back_and_its_hints_are_offered(page, bw_
     page.wait_for_function("Number(document.getElementById('preview').dataset.ticket) >= 1", timeout=30000)
     page.locator("#restore-banner").wait_for(state="visible", timeout=10000)
     assert "2 point(s)" in page.text_content("#restore-text")
+    page.reload()  # offered, not taken: still kept
+    page.locator("#restore-banner").wait_for(state="visible", timeout=30000)
+    assert "2 point(s)" in page.text_content("#restore-text")
     page.click("#restore-yes")
     page.wait_for_function("document.querySelectorAll('#points circle').length === 2", timeout=10000)
 

@@ -671,8 +671,10 @@ function keepHints() {
   const key = keptKey();
   if (!key) return;
   const doc = hintsDocument();
+  const empty = !doc.points.length && !doc.strokes && doc.saturation === undefined && doc.histogram === undefined;
+  if (empty && !$("restore-banner").hidden) return;  // the kept hints are on offer: not replaced by nothing yet
   try {
-    if (Object.keys(doc).length) localStorage.setItem(key, JSON.stringify(doc));
+    if (!empty) localStorage.setItem(key, JSON.stringify(doc));
     else localStorage.removeItem(key);
   } catch (error) { /* storage full or off: keeping hints is a convenience */ }
 }
