@@ -146,7 +146,15 @@ COLORIZE_EPILOG = (
 
 
 
-@app.command(epilog=COLORIZE_EPILOG)
+COLORIZE_HELP = (
+    "Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input.\n\n"
+    "Re-running refreshes the outputs: existing output files are replaced, and a folder's earlier outputs "
+    "(NAME_color.*, and NAME_vK.* beside a NAME.*) are not coloured again. Ctrl+C stops after the photos "
+    "being written, each complete, and says how many are done."
+)
+
+
+@app.command(epilog=COLORIZE_EPILOG, help=COLORIZE_HELP)
 def colorize(
     inputs: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns ('scans/*.tif').", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (one input only); its folder is created.")] = None,
@@ -184,11 +192,7 @@ def colorize(
         "How the colour reaches full resolution: guided (by the photo's own lightness: colour stays inside "
         "edges) or bilinear (the old, softer way)."))] = "guided",
 ) -> None:
-    """Colour black-and-white photos. Without -o/--out-dir, writes NAME_color.png beside each input.
-
-    Re-running refreshes the outputs: existing output files are replaced, and a folder's earlier outputs
-    (NAME_color.*, and NAME_vK.* beside a NAME.*) are not coloured again. Ctrl+C stops after the
-    photos being written, each complete, and says how many are done."""
+    """Colour black-and-white photos (the help text is COLORIZE_HELP)."""
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.hints import Hints, load_hints_file, parse_points
     from cunet.runtime import check_backend
