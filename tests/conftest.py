@@ -76,3 +76,17 @@ def head_model_file(tmp_path_factory) -> Path:
     save_weights(path, model.eval(), {"working_size": 32, "decode": {"method": "blend", "temperature": 0.5,
                                                                      "blend": 0.25}})
     return path
+
+
+def colour_gallery(folder: Path, count: int) -> tuple[Path, list[Path]]:
+    """A luminance-only gallery of `count` synthetic colour photos (`colour_field`), saved in `folder`:
+    (the .gallery file, the photos)."""
+    from cunet.gallery import build_gallery
+
+    paths = []
+    for seed in range(count):
+        paths.append(folder / f"g{seed}.png")
+        Image.fromarray(colour_field(seed)).save(paths[-1])
+    gallery, _ = build_gallery(None, paths, working_size=32, progress=False)
+    gallery.save(folder / f"{count}.gallery")
+    return folder / f"{count}.gallery", paths

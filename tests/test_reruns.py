@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 import cunet.batch
-from cunet.gallery import build_gallery
-from tests.conftest import colour_field
+from tests.conftest import colour_gallery
 from tests.test_cli import assert_one_line_error, run
 
 
@@ -98,13 +97,8 @@ def test_o_writes_upper_case_and_tiff_names(monkeypatch, capsys, scans, tiny_mod
      "ignored"),
 ])
 def test_an_option_that_does_not_apply_gets_a_note(monkeypatch, capsys, scans, tiny_model_file, tmp_path, args, message):
-    paths = []
-    for seed in range(3):
-        paths.append(tmp_path / f"g{seed}.png")
-        Image.fromarray(colour_field(seed)).save(paths[-1])
-    gallery, _ = build_gallery(None, paths, working_size=32, progress=False)
-    gallery.save(tmp_path / "three.gallery")
-    args = [arg.format(gallery=tmp_path / "three.gallery", gallery_photo=paths[0]) for arg in args]
+    gallery, paths = colour_gallery(tmp_path, 3)
+    args = [arg.format(gallery=gallery, gallery_photo=paths[0]) for arg in args]
     code, _, err = run(monkeypatch, capsys, "colorize", scans / "scan0.png", "-o", tmp_path / "out.png",
                        "--model", tiny_model_file, *args)
     assert code == 0, err

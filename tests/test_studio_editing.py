@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.test_studio_live import (  # noqa: F401 (fixtures)
-    browser, browser_only, bw_photo, click_at, open_photo, server, ticket, wait_for_update)
+    browser, browser_only, bw_photo, click_at, open_photo, open_studio_page, server, ticket, wait_for_update)
 
 VIEWPORTS = {"desktop": (1280, 860), "phone": (390, 844)}
 
@@ -20,16 +20,7 @@ VIEWPORTS = {"desktop": (1280, 860), "phone": (390, 844)}
 @pytest.fixture(params=list(VIEWPORTS))
 def page(request, browser, server):
     """The studio's page at a desktop's and at a phone's size: every editing test runs at both."""
-    width, height = VIEWPORTS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
-                                  has_touch=request.param == "phone")
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server)
-    yield page
-    context.close()
-    assert errors == []
+    yield from open_studio_page(browser, server, *VIEWPORTS[request.param], touch=request.param == "phone")
 
 
 def saved_hints(page) -> dict:

@@ -108,9 +108,9 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+def open_studio_page(browser, server, width: int = 1280, height: int = 860, touch: bool = False):
+    """The studio's page in a fresh browser context (a generator for fixtures): no page error may happen."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, has_touch=touch)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -118,6 +118,11 @@ def page(browser, server):
     yield page
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from open_studio_page(browser, server)
 
 
 def preview_pixels(page) -> np.ndarray:

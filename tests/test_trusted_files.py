@@ -19,7 +19,8 @@ from safetensors.torch import save
 from cunet.checkpoint import load_model
 from cunet.colorizer import Colorizer
 from cunet.errors import CunetError
-from cunet.gallery import Gallery, build_gallery
+from cunet.gallery import Gallery
+from tests.conftest import colour_gallery
 from tests.test_cli import assert_one_line_error, gray_photo, run  # noqa: F401 (gray_photo: a fixture)
 from tests.test_fuzz import json_values
 
@@ -40,18 +41,7 @@ def write(path: Path, tensors: dict[str, torch.Tensor], metadata=None, raw: str 
 
 @pytest.fixture(scope="module")
 def tiny_gallery(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    from tests.conftest import colour_field
-
-    folder = tmp_path_factory.mktemp("gallery")
-    paths = []
-    for seed in range(5):
-        paths.append(folder / f"g{seed}.png")
-        Image.fromarray(colour_field(seed)).save(paths[-1])
-    gallery, _ = build_gallery(None, paths, working_size=32, progress=False)
-    gallery.save(folder / "tiny.gallery")
-    return folder / "tiny.gallery"
+    return colour_gallery(tmp_path_factory.mktemp("gallery"), 5)[0]
 
 
 def test_broken_metadata_json_names_the_file(tiny_model_file, tmp_path):
