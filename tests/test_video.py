@@ -1,0 +1,299 @@
+"""cunet video: films made in the test (a photo panned and zoomed with a moving object, two shots
+joined by a cut, a sound track) go through the video module and the command line."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color as skcolor
+from skimage import data as skdata
+
+from cunet.colorizer import Colorizer
+from cunet.errors import CunetError
+from cunet.flicker import colour_distribution_consistency, colour_warping_error, warping_error
+from cunet.video import FilmColorizer, Steadiness, histogram_change, keyed_hints_from_json, lightness_histogram
+from cunet.video_io import Frame, VideoSource, transcode
+from tests.test_cli import assert_one_line_error, run
+
+HEIGHT, WIDTH = 128, 176
+
+
+def gray(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).convert("L").convert("RGB"))
+
+
+def panned(photo: np.ndarray, frames: int, step: int = 3, zoom: float = 0.0, moving_object: bool = True) -> list[np.ndarray]:
+    """Gray frames of a window moving right over `photo` by `step` px a frame, zooming in by `zoom` a
+    frame, with a light disc crossing it."""
+    clip = []
+    for t in range(frames):
+        scale = 1 + zoom * t
+        h, w = round(HEIGHT / scale), round(WIDTH / scale)
+        x0 = 40 + step * t + (WIDTH - w) // 2
+        y0 = 120 + (HEIGHT - h) // 2
+        frame = cv2.resize(np.ascontiguousarray(photo[y0:y0 + h, x0:x0 + w]), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+        if moving_object:
+            cv2.circle(frame, (20 + 7 * t, 100), 9, (235, 235, 235), -1)
+        clip.append(gray(frame))
+    return clip
+
+
+def write_video(path, frames, rate=24, audio=True) -> None:
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=rate)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        sound = output.add_stream("aac", rate=48000) if audio else None
+        for index, rgb in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            picture.pts = index
+            output.mux(video.encode(picture))
+        output.mux(video.encode(None))
+        if sound is not None:
+            samples = 48000 * len(frames) // rate
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start
+                output.mux(sound.encode(chunk))
+            output.mux(sound.encode(None))
+
+
+def streams(path) -> dict:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        rate, size = video.average_rate, (video.codec_context.width, video.codec_context.height)
+        frames = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        audio = container.streams.audio
+        return {"frames": frames, "rate": rate, "size": size,
+                "audio": audio[0].codec_context.name if audio else None,
+                "audio_seconds": float(audio[0].duration * audio[0].time_base) if audio else 0.0}
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> Colorizer:
+    return Colorizer.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def astronaut_pan() -> list[np.ndarray]:
+    return panned(skdata.astronaut(), 14, zoom=0.01)
+
+
+def colour(colorizer, frames, steadiness=Steadiness(), **options) -> tuple[list[np.ndarray], FilmColorizer]:
+    film = FilmColorizer(colorizer, steadiness, **options)
+    return [frame.rgb for frame in film.frames(Frame(f) for f in frames)], film
+
+
+def test_a_film_keeps_its_frame_count_rate_size_and_sound(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan, rate=24)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    before, after = streams(source), streams(target)
+    assert after["frames"] == before["frames"] == len(astronaut_pan)
+    assert after["rate"] == Fraction(24) and after["size"] == (WIDTH, HEIGHT)
+    assert after["audio"] == "aac" and after["audio_seconds"] == pytest.approx(before["audio_seconds"], abs=0.03)
+    assert "14 frames, 1 shot" in err
+
+
+def test_the_output_is_in_colour_with_the_input_lightness(colorizer, astronaut_pan):
+    outputs, _ = colour(colorizer, astronaut_pan[:4])
+    lab_in = skcolor.rgb2lab(astronaut_pan[3])
+    lab_out = skcolor.rgb2lab(outputs[3])
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).mean() < 1.0
+    assert np.hypot(lab_out[..., 1], lab_out[..., 2]).mean() > 5
+
+
+def test_a_cut_between_two_shots_is_found(colorizer):
+    first = panned(skdata.astronaut(), 8)
+    second = panned(skdata.coffee(), 8)
+    _, film = colour(colorizer, first + second)
+    assert film.cuts == [8]
+
+
+def test_flow_stabilised_colour_flickers_less_than_colouring_each_frame(colorizer, astronaut_pan):
+    per_frame, _ = colour(colorizer, astronaut_pan, Steadiness(cuts=False, shot_palette=False, stabilise=False))
+    steady, _ = colour(colorizer, astronaut_pan)
+    assert colour_warping_error(steady, astronaut_pan) < 0.8 * colour_warping_error(per_frame, astronaut_pan)
+    assert warping_error(steady, astronaut_pan) < warping_error(per_frame, astronaut_pan)
+    assert colour_distribution_consistency(steady) < colour_distribution_consistency(per_frame)
+
+
+def test_a_keyed_point_is_carried_along_a_pan(colorizer):
+    frames = panned(skdata.astronaut(), 12, step=4, moving_object=False)
+    keyed = keyed_hints_from_json({"frame": 0, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]})
+    outputs, _ = colour(colorizer, frames, keyed=keyed)
+    first, last = skcolor.rgb2lab(outputs[0]), skcolor.rgb2lab(outputs[-1])
+    green = first[25, 150, 1:]
+    assert green[0] < -20  # the point took on the first frame
+    moved_x = 150 - 4 * 11
+    assert np.hypot(*(last[25, moved_x, 1:] - green)) < 10  # and went along with the picture
+    automatic, _ = colour(colorizer, frames[-1:])
+    assert np.hypot(*(skcolor.rgb2lab(automatic[0])[25, moved_x, 1:] - green)) > 20
+
+
+def test_a_keyed_frame_replaces_the_earlier_hints(colorizer):
+    frames = panned(skdata.astronaut(), 8, step=0, moving_object=False)
+    keyed = keyed_hints_from_json([{"frame": 0, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]},
+                                   {"frame": 4, "points": []}])
+    outputs, _ = colour(colorizer, frames, keyed=keyed)
+    green = [skcolor.rgb2lab(o)[25, 150, 1] for o in outputs]
+    assert max(green[:4]) < -20 and min(green[4:]) > -10
+
+
+def test_a_point_keyed_mid_shot_shows_in_full_on_its_frame(colorizer):
+    frames = panned(skdata.astronaut(), 6, step=0, moving_object=False)
+    keyed = keyed_hints_from_json([{"frame": 3, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]}])
+    outputs, _ = colour(colorizer, frames, keyed=keyed)
+    green = [skcolor.rgb2lab(o)[25, 150, 1] for o in outputs]
+    assert min(green[:3]) > -10 and max(green[3:]) < -20
+
+
+def test_frames_in_a_folder_become_a_folder_of_frames(monkeypatch, capsys, tmp_path, astronaut_pan):
+    folder, target = tmp_path / "frames", tmp_path / "coloured"
+    folder.mkdir()
+    for index, frame in enumerate(astronaut_pan[:5]):
+        Image.fromarray(frame).save(folder / f"shot_{index:03d}.png")
+    code, _, err = run(monkeypatch, capsys, "video", folder, "-o", target)
+    assert code == 0, err
+    assert sorted(p.name for p in target.iterdir()) == [f"shot_{i:03d}.png" for i in range(5)]
+    assert Image.open(target / "shot_004.png").size == (WIDTH, HEIGHT)
+
+
+def test_a_folder_of_frames_becomes_a_video_at_the_given_rate(monkeypatch, capsys, tmp_path, astronaut_pan):
+    folder, target = tmp_path / "frames", tmp_path / "film.mkv"
+    folder.mkdir()
+    for index, frame in enumerate(astronaut_pan[:6]):
+        Image.fromarray(frame).save(folder / f"{index:05d}.jpg")
+    code, _, err = run(monkeypatch, capsys, "video", folder, "-o", target, "--fps", "12")
+    assert code == 0, err
+    info = streams(target)
+    assert info["frames"] == 6 and info["rate"] == Fraction(12) and info["audio"] is None
+
+
+def test_a_failure_part_way_leaves_no_output(monkeypatch, tmp_path, colorizer, astronaut_pan):
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan)
+    film = FilmColorizer(colorizer)
+    original = film._frame_colour
+
+    def failing(item, palette):
+        if item.index == 5:
+            raise CunetError("disk full")
+        return original(item, palette)
+
+    monkeypatch.setattr(film, "_frame_colour", failing)
+    with pytest.raises(CunetError, match="disk full"):
+        transcode(VideoSource(source), target, film.run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]
+
+
+def test_ctrl_c_says_how_far_it_got_and_leaves_no_output(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan)
+    original = FilmColorizer._frame_colour
+
+    def interrupted(self, item, palette):
+        if item.index == 6:
+            raise KeyboardInterrupt
+        return original(self, item, palette)
+
+    monkeypatch.setattr(FilmColorizer, "_frame_colour", interrupted)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 130 and "interrupted:" in err and "of 14 frames coloured; nothing written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"just some text\n", "not a video FFmpeg can read"),
+    (None, "not a video FFmpeg can read"),  # an MP4 cut short after its first 3,000 bytes
+])
+def test_a_file_that_is_not_a_video_is_one_error_line(monkeypatch, capsys, tmp_path, astronaut_pan, content, expected):
+    path = tmp_path / "broken.mp4"
+    if content is None:
+        write_video(tmp_path / "whole.mp4", astronaut_pan)
+        content = (tmp_path / "whole.mp4").read_bytes()[:3000]
+    path.write_bytes(content)
+    code, _, err = run(monkeypatch, capsys, "video", path, "-o", tmp_path / "out.mp4")
+    assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_output_type_it_cannot_write_is_refused_before_any_work(monkeypatch, capsys, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "video", tmp_path / "missing.mp4", "-o", tmp_path / "out.avi")
+    assert_one_line_error(code, err, "cunet video writes .mp4, .m4v, .mov, .mkv or .webm")
+
+
+def test_a_keyed_point_outside_the_picture_is_one_error_line(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, hints = tmp_path / "old.mp4", tmp_path / "hints.json"
+    write_video(source, astronaut_pan[:3], audio=False)
+    hints.write_text(json.dumps([{"frame": 1, "points": [{"x": 500, "y": 10, "color": "#ff0000"}]}]))
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", tmp_path / "out.mp4", "--hints", hints)
+    assert_one_line_error(code, err, "frame 1: point (500, 10) lies outside the 176x128 picture")
+
+
+@pytest.mark.parametrize("document, expected", [
+    ([{"frame": -1, "points": []}], "keyed hints 0: frame must be a frame number"),
+    ([{"frame": 2}, {"frame": 2}], "keyed hints 1: frame 2 is keyed twice"),
+    ([{"points": []}], "keyed hints 0: says no frame"),
+    ([{"frame": 0, "colour": "#ff0000"}], "keyed hints 0: unknown hint keys"),
+    ([], "an empty list of keyed hints"),
+    ("red", "must be a JSON object"),
+])
+def test_bad_keyed_hints_say_what_is_wrong(document, expected):
+    with pytest.raises(CunetError, match=expected):
+        keyed_hints_from_json(document, "hints.json")
+
+
+def test_keyed_hints_come_in_frame_order():
+    keyed = keyed_hints_from_json([{"frame": 9, "saturation": 0.5}, {"frame": 3, "points": []}])
+    assert [k.frame for k in keyed] == [3, 9] and keyed[1].hints.saturation == 0.5
+
+
+def test_histogram_change_is_zero_for_the_same_frame_and_one_for_disjoint_ones():
+    dark, light = np.full((8, 8), 10.0), np.full((8, 8), 90.0)
+    assert histogram_change(lightness_histogram(dark), lightness_histogram(dark)) == 0
+    assert histogram_change(lightness_histogram(dark), lightness_histogram(light)) == 1
+
+
+def test_warping_error_is_zero_for_a_still_film_and_grows_with_flicker():
+    still = [skdata.astronaut()[:96, :128]] * 4
+    assert warping_error(still, still) < 1e-6  # Farneback finds next to no motion in a still
+    flickering = [np.clip(f.astype(int) + (20 if i % 2 else 0), 0, 255).astype(np.uint8) for i, f in enumerate(still)]
+    assert warping_error(flickering, still) > 0.01
+
+
+def test_warping_error_follows_the_motion():
+    photo = skdata.astronaut()
+    moving = [np.ascontiguousarray(photo[100:196, 100 + 2 * t:228 + 2 * t]) for t in range(4)]
+    assert warping_error(moving, moving) < 0.002
+
+
+def test_cdc_is_zero_for_identical_frames_and_positive_when_colour_changes():
+    frame = skdata.astronaut()[:64, :64]
+    assert colour_distribution_consistency([frame] * 6) == 0
+    tinted = [frame if i % 2 else np.clip(frame.astype(int) * [1.3, 1, 0.8], 0, 255).astype(np.uint8) for i in range(6)]
+    assert colour_distribution_consistency(tinted) > 0.01
+
+
+def test_a_film_of_odd_width_and_height_keeps_its_size(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "odd.mkv", tmp_path / "colour.mp4"
+    with av.open(str(source), "w") as output:  # FFV1 holds any size; H.264 4:2:0 needs even sides
+        video = output.add_stream("ffv1", rate=24)
+        video.width, video.height, video.pix_fmt = WIDTH - 1, HEIGHT - 1, "yuv420p"
+        for index, rgb in enumerate(astronaut_pan[:3]):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:-1, :-1]), format="rgb24")
+            picture.pts = index
+            output.mux(video.encode(picture))
+        output.mux(video.encode(None))
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    assert streams(target)["size"] == (WIDTH - 1, HEIGHT - 1) and streams(target)["frames"] == 3
