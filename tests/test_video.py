@@ -44,23 +44,23 @@ def panned(photo: np.ndarray, frames: int, step: int = 3, zoom: float = 0.0, mov
     return clip
 
 
-def write_video(path, frames, rate=24, audio=True) -> None:
+def write_video(path, frames, rate=24, audio=True, sample_rate=48000) -> None:
     with av.open(str(path), "w") as output:
         video = output.add_stream("libx264", rate=rate)
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = "yuv420p"
-        sound = output.add_stream("aac", rate=48000) if audio else None
+        sound = output.add_stream("aac", rate=sample_rate) if audio else None
         for index, rgb in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             picture.pts = index
             output.mux(video.encode(picture))
         output.mux(video.encode(None))
         if sound is not None:
-            samples = 48000 * len(frames) // rate
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+            samples = sample_rate * len(frames) // rate
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / sample_rate)).astype(np.float32)
             for start in range(0, samples, 1024):
                 chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = 48000, start
+                chunk.sample_rate, chunk.pts = sample_rate, start
                 output.mux(sound.encode(chunk))
             output.mux(sound.encode(None))
 
@@ -72,9 +72,9 @@ def streams(path) -> dict:
         frames = sum(1 for _ in container.decode(video=0))
     with av.open(str(path)) as container:
         audio = container.streams.audio
-        return {"frames": frames, "rate": rate, "size": size,
-                "audio": audio[0].codec_context.name if audio else None,
-                "audio_seconds": float(audio[0].duration * audio[0].time_base) if audio else 0.0}
+        name = audio[0].codec_context.name if audio else None
+        seconds = sum(f.samples / f.sample_rate for f in container.decode(audio=0)) if audio else 0.0
+        return {"frames": frames, "rate": rate, "size": size, "audio": name, "audio_seconds": seconds}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_flow_stabilised_colour_flickers_less_than_colouring_each_frame(colorize
 def test_a_keyed_point_is_carried_along_a_pan(colorizer):
     frames = panned(skdata.astronaut(), 12, step=4, moving_object=False)
     keyed = keyed_hints_from_json({"frame": 0, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]})
-    outputs, _ = colour(colorizer, frames, keyed=keyed)
+    outputs, _ = colour(colorizer, frames, Steadiness(stabilise=False), keyed=keyed)  # the point itself moves
     first, last = skcolor.rgb2lab(outputs[0]), skcolor.rgb2lab(outputs[-1])
     green = first[25, 150, 1:]
     assert green[0] < -20  # the point took on the first frame
@@ -297,3 +297,81 @@ def test_a_film_of_odd_width_and_height_keeps_its_size(monkeypatch, capsys, tmp_
     code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
     assert code == 0, err
     assert streams(target)["size"] == (WIDTH - 1, HEIGHT - 1) and streams(target)["frames"] == 3
+
+
+def test_short_shots_come_out_whole_and_in_order(colorizer):
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    frames = panned(photos[0], 1) + panned(photos[1], 1) + panned(photos[2], 3) + panned(photos[3], 5)
+    film = FilmColorizer(colorizer)
+    outputs = list(film.frames(Frame(f, pts=i, time_base=Fraction(1, 24)) for i, f in enumerate(frames)))
+    assert film.cuts == [1, 2, 5]
+    assert [o.pts for o in outputs] == list(range(10))
+    lightness_in = [skcolor.rgb2lab(f)[..., 0].mean() for f in frames]
+    lightness_out = [skcolor.rgb2lab(o.rgb)[..., 0].mean() for o in outputs]
+    assert np.allclose(lightness_in, lightness_out, atol=1.0)  # each output frame is its own input's
+
+
+def test_a_writing_error_is_one_line_and_leaves_no_output(monkeypatch, capsys, tmp_path, astronaut_pan):
+    from cunet import video_io
+
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan)
+    original = video_io._VideoWriter.write
+
+    def failing(self, frame):
+        if self.frames == 4:
+            raise OSError(28, "No space left on device")
+        original(self, frame)
+
+    monkeypatch.setattr(video_io._VideoWriter, "write", failing)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    last = err.strip().splitlines()[-1]  # after the progress bar, which had started
+    assert code == 2 and "Traceback" not in err
+    assert last == "error: 'colour.mp4': writing failed after 4 frames (No space left on device); nothing written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]
+
+
+def test_a_folder_at_a_fractional_rate_becomes_a_video_at_that_rate(monkeypatch, capsys, tmp_path, astronaut_pan):
+    folder, target = tmp_path / "frames", tmp_path / "film.mp4"
+    folder.mkdir()
+    for index, frame in enumerate(astronaut_pan[:4]):
+        Image.fromarray(frame).save(folder / f"f{index + 1}.png")  # f1 .. f4: in number order, not f1, f10
+    code, _, err = run(monkeypatch, capsys, "video", folder, "-o", target, "--fps", "29.97")
+    assert code == 0, err
+    assert streams(target)["rate"] == Fraction(2997, 100) and streams(target)["frames"] == 4
+
+
+def test_frames_are_read_in_number_order(tmp_path, astronaut_pan):
+    for index in (1, 2, 10):
+        Image.fromarray(astronaut_pan[0]).save(tmp_path / f"f{index}.png")
+    assert [p.name for p in VideoSource(tmp_path)._files] == ["f1.png", "f2.png", "f10.png"]
+
+
+def test_two_frames_of_one_name_are_refused(tmp_path, astronaut_pan):
+    Image.fromarray(astronaut_pan[0]).save(tmp_path / "a.png")
+    Image.fromarray(astronaut_pan[0]).save(tmp_path / "a.jpg")
+    with pytest.raises(CunetError, match="share a name"):
+        VideoSource(tmp_path)
+
+
+def test_fps_with_a_video_is_noted_and_the_video_keeps_its_rate(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan[:5], rate=25, audio=False)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target, "--fps", "10")
+    assert code == 0, err
+    assert "a video keeps its own rate" in err and streams(target)["rate"] == Fraction(25)
+
+
+def test_an_existing_file_without_a_suffix_is_refused_before_any_work(monkeypatch, capsys, tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    code, _, err = run(monkeypatch, capsys, "video", tmp_path / "missing.mp4", "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "is a file without a suffix")
+
+
+def test_webm_output_re_encodes_44_khz_sound_to_opus(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "old.mp4", tmp_path / "colour.webm"
+    write_video(source, astronaut_pan[:6], sample_rate=44100)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    info = streams(target)
+    assert info["frames"] == 6 and info["audio"] == "opus" and info["audio_seconds"] > 0.2

@@ -328,9 +328,10 @@ VIDEO_HELP = (
 
 VIDEO_EPILOG = (
     "Hints (--hints, JSON): a photo hints object applies from frame 0; a list of them, each with a "
-    "\"frame\" (0-based), applies each from its frame until the next keyed frame or cut, its points and "
-    "strokes moved along with the picture: [{\"frame\": 0, \"points\": [{\"x\": 120, \"y\": 80, "
-    "\"color\": \"#a03020\"}]}, {\"frame\": 120, \"points\": []}]. Positions are in the film's pixels."
+    "\"frame\" (0-based), applies each from its frame until the next keyed frame, its points and "
+    "strokes moved along with the picture (they end at a cut; histogram, reference and saturation go on): "
+    "[{\"frame\": 0, \"points\": [{\"x\": 120, \"y\": 80, \"color\": \"#a03020\"}]}, "
+    "{\"frame\": 120, \"points\": []}]. Positions are in the film's pixels."
 )
 
 
@@ -360,7 +361,7 @@ def video(
 
     from cunet.colorizer import Colorizer, check_working_size
     from cunet.video import FilmColorizer, Steadiness, load_video_hints
-    from cunet.video_io import VideoSource, check_video_target, transcode
+    from cunet.video_io import VideoSource, check_video_target, is_frame_folder_target, transcode
 
     if size is not None:
         check_working_size(size)
@@ -376,8 +377,9 @@ def video(
     keyed = load_video_hints(hints) if hints is not None else ()
     film_source = VideoSource(source, rate=fps)
     try:
-        if fps is not None and film_source._container is not None:
-            _note("note: --fps is for a folder of frames; a video keeps its own rate")
+        if fps is not None and (film_source._container is not None or is_frame_folder_target(out)):
+            _note("note: --fps sets the rate of a video made from a folder of frames; "
+                  + ("a video keeps its own rate" if film_source._container is not None else "frames out have none"))
         if source.resolve() == out.resolve():
             raise CunetError(f"{out}: would overwrite the input; choose another output")
         width, height = film_source.size

@@ -11,10 +11,12 @@ guided join) run frame by frame, plus what keeps the colour from flickering.
   frames, both ways; where the forward-backward check and the lightness agree, the frame's a*b* is
   `blend` x its own prediction + (1 - blend) x the previous output warped to it; elsewhere (occluded,
   uncovered) its own prediction. With `every` > 1 the network runs on every `every`-th frame of a
-  shot and the frames between take the previous output warped (the network is ~2/3 of a frame's time).
+  shot and the frames between take the previous output warped, everywhere: what a pan uncovers
+  shows the nearest edge colour for up to `every` - 1 frames (the network is most of a frame's time).
 - **Keyed hints.** `{"frame": N, "points": [...], "strokes": [...], ...}`: from frame N (0-based) on
-  until the next keyed frame or cut, the points and stroke vertices moved along by the flow. A keyed
-  frame takes its own prediction whole (the new hints show at once); the frames after it carry it on.
+  until the next keyed frame, the points and stroke vertices moved along by the flow; at a cut the
+  points and strokes end (what they marked has gone) and the global parts (histogram, reference,
+  saturation) go on. A keyed frame takes its own prediction whole (the new hints show at once).
 
 All of it works on the working-size a*b* (cheap); the join then brings each frame to full resolution
 guided by its own L*, as for photos. Each part can be switched off (`Steadiness`) to measure it.
@@ -83,7 +85,7 @@ class Steadiness:
 
 @dataclass(frozen=True)
 class KeyedHints:
-    """Hints that apply from `frame` (0-based) on, until the next keyed frame or cut."""
+    """Hints that apply from `frame` (0-based) on, until the next keyed frame (points and strokes end at a cut)."""
 
     frame: int
     hints: Hints
@@ -194,7 +196,7 @@ class _Item:
     """A frame on its way: decoded, its working-size L* and whether it starts a shot."""
 
     index: int
-    frame: Frame
+    frame: Frame  # its timestamp only: the pixels live in `prepared`
     prepared: PreparedPhoto
     lightness: np.ndarray  # (h, w) float32, L* at the working size
     starts_shot: bool
@@ -212,7 +214,7 @@ class FilmColorizer:
                  keyed: tuple[KeyedHints, ...] = (), reference_histogram: torch.Tensor | None = None,
                  size: int | None = None, join_threads: int = 1):
         self.colorizer, self.steadiness, self.size = colorizer, steadiness, size
-        self.keyed = {k.frame: k.hints for k in keyed}
+        self.keyed = {k.frame: self._hints_for_key(k.hints) for k in keyed}  # references read now, not mid-film
         self.reference_histogram = reference_histogram
         self.join_threads = join_threads
         self.cuts: list[int] = []  # frames that started a shot after the first, as found
@@ -236,7 +238,7 @@ class FilmColorizer:
             if cut:
                 self.cuts.append(index)
             previous = histogram
-            yield _Item(index, frame, prepared, lightness, index == 0 or cut)
+            yield _Item(index, Frame(None, frame.pts, frame.time_base), prepared, lightness, index == 0 or cut)
 
     def run(self, frames: Iterable[Frame]) -> Iterator:
         """Per frame, in order, a zero-argument callable that joins its colour at full resolution into
@@ -289,7 +291,8 @@ class FilmColorizer:
 
     def _start_shot(self) -> None:
         self._previous: tuple[_Item, np.ndarray] | None = None  # (item, output a*b* (h, w, 2))
-        self._hints = Hints()
+        hints = getattr(self, "_hints", Hints())
+        self._hints = Hints(histogram=hints.histogram, saturation=hints.saturation)  # points end at a cut
         self._since_network = 0
 
     def _shot_frames(self, items: list[_Item], palette: torch.Tensor | None) -> Iterator[tuple[_Item, torch.Tensor]]:
@@ -305,7 +308,7 @@ class FilmColorizer:
             backward, forward = flow(now, before), flow(before, now)
         keyed = item.index in self.keyed
         if keyed:
-            self._hints = self._hints_for_key(self.keyed[item.index])
+            self._hints = self.keyed[item.index]
         elif forward is not None and self._hints.has_local():
             height, width = item.lightness.shape
             full_width, full_height = item.prepared.size

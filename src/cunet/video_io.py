@@ -11,6 +11,7 @@ to a temporary file (or folder) beside the target, renamed into place only when 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections import deque
@@ -46,7 +47,7 @@ X264_OPTIONS = {"crf": "17", "preset": "veryfast", "threads": "1"}
 class Frame:
     """One decoded frame: RGB (H, W, 3) uint8 and its timestamp (in `time_base` units; None in a folder)."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     pts: int | None = None
     time_base: Fraction | None = None
 
@@ -58,6 +59,9 @@ def is_frame_folder_target(path: Path) -> bool:
 
 def check_video_target(path: Path) -> None:
     """A one-line error for an output the writer cannot make, before any frame is coloured."""
+    if path.exists() and not path.is_dir() and not path.suffix:
+        raise CunetError(f"{shorten(str(path))} is a file without a suffix; name a video (.mp4, ...) or a new "
+                         f"folder for the frames")
     if is_frame_folder_target(path):
         if path.is_dir() and any(path.iterdir()):
             raise CunetError(f"{shorten(str(path))} is a folder that is not empty; name a new or empty folder "
@@ -75,10 +79,17 @@ class VideoSource:
         self.name = shorten(self.path.name or str(self.path))
         self._container = None
         if self.path.is_dir():
-            self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                                 key=_natural_order)
             if not self._files:
                 raise CunetError(f"{self.name}: a folder without frames ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            self.rate = Fraction(rate) if rate else FOLDER_RATE
+            stems: dict[str, str] = {}
+            for file in self._files:
+                if file.stem in stems:
+                    raise CunetError(f"{self.name}: frames {stems[file.stem]!r} and {file.name!r} share a name; "
+                                     f"a film's frames need one name each")
+                stems[file.stem] = file.name
+            self.rate = _rate(rate) if rate else FOLDER_RATE
             self.frame_count = len(self._files)
             self.size = _image_size(self._files[0])
             self.audio = None
@@ -102,7 +113,7 @@ class VideoSource:
             self.close()
             raise CunetError(f"{self.name}: its video stream has no picture size")
         self.size = (context.width, context.height)
-        self.rate = Fraction(rate) if rate else (self.video.average_rate or self.video.guessed_rate or FOLDER_RATE)
+        self.rate = self.video.average_rate or self.video.guessed_rate or FOLDER_RATE  # a video keeps its own
         self.frame_count = self.video.frames or _frames_from_duration(self.video, self.rate)
 
     def close(self) -> None:
@@ -119,17 +130,25 @@ class VideoSource:
 
         streams = [self.video] + ([self.audio] if self.audio is not None and on_audio is not None else [])
         index = 0
-        try:
-            for packet in self._container.demux(*streams):
+        packets = self._container.demux(*streams)
+        while True:
+            try:
+                packet = next(packets, None)
+                if packet is None:
+                    break
                 if packet.stream.type == "audio":
-                    if packet.dts is not None:
-                        on_audio(packet)
-                    continue
-                for decoded in packet.decode():
-                    index += 1
-                    yield Frame(decoded.to_ndarray(format="rgb24"), decoded.pts, decoded.time_base)
-        except (av.FFmpegError, ValueError) as error:
-            raise CunetError(f"{self.name}: frame {index + 1} cannot be decoded ({_ffmpeg_reason(error)})") from None
+                    decoded_frames = ()
+                else:
+                    decoded_frames = [(f.to_ndarray(format="rgb24"), f.pts, f.time_base) for f in packet.decode()]
+            except (av.FFmpegError, ValueError) as error:
+                raise CunetError(f"{self.name}: frame {index + 1} cannot be decoded ({_ffmpeg_reason(error)})") from None
+            if packet.stream.type == "audio":
+                if packet.dts is not None:
+                    on_audio(packet)  # outside the try: a writing error is not a decoding one
+                continue
+            for rgb, pts, time_base in decoded_frames:
+                index += 1
+                yield Frame(rgb, pts, time_base)
         if index == 0:
             raise CunetError(f"{self.name}: holds no video frames")
 
@@ -140,6 +159,19 @@ class VideoSource:
                 raise CunetError(f"{shorten(path.name)}: {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
                                  f"{self.size[0]}x{self.size[1]}; a film's frames share one size")
             yield Frame(rgb)
+
+
+def _natural_order(path: Path) -> list:
+    """f2.png before f10.png: runs of digits compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
+
+
+def _rate(value) -> Fraction:
+    """A frame rate as a fraction with a small denominator: 29.97 -> 2997/100, 30000/1001 stays."""
+    rate = Fraction(value).limit_denominator(1001)
+    if rate <= 0:
+        raise CunetError(f"a frame rate must be above 0, got {value!r}")
+    return rate
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -163,15 +195,26 @@ def _ffmpeg_reason(error: Exception) -> str:
 class _VideoWriter:
     """A video file being written to a temporary path; `commit` renames it into place."""
 
-    def __init__(self, target: Path, size: tuple[int, int], rate: Fraction, audio=None):
-        import av
-
-        format_name, codec = VIDEO_FORMATS[target.suffix.lower()]
+    def __init__(self, target: Path, size: tuple[int, int], rate: Fraction, audio=None, time_base: Fraction | None = None):
         handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
         os.close(handle)
         self.temporary, self.target = Path(temporary), target
-        self._output = av.open(temporary, mode="w", format=format_name)
+        self._output = None
+        try:
+            self._open(size, rate, audio, time_base)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def _open(self, size: tuple[int, int], rate: Fraction, audio, time_base: Fraction | None) -> None:
+        import av
+
+        format_name, codec = VIDEO_FORMATS[self.target.suffix.lower()]
+        self._output = av.open(str(self.temporary), mode="w", format=format_name)
         self.video = self._output.add_stream(codec, rate=rate)
+        if time_base is not None:  # each frame's own timestamp, exactly (variable frame rates too)
+            self.video.codec_context.time_base = time_base
+            self.video.time_base = time_base
         self.video.width, self.video.height = size
         odd = size[0] % 2 or size[1] % 2
         self.video.pix_fmt = "yuv444p" if odd else "yuv420p"  # 4:2:0 needs even sides
@@ -183,7 +226,8 @@ class _VideoWriter:
             if copyable is None or audio.codec_context.name in copyable:
                 self._audio_out = self._output.add_stream_from_template(audio)
             else:
-                self._audio_out = self._output.add_stream(fallback, rate=audio.codec_context.sample_rate or 48000)
+                rate = 48000 if fallback == "libopus" else (audio.codec_context.sample_rate or 48000)  # Opus: 48 kHz
+                self._audio_out = self._output.add_stream(fallback, rate=rate)
                 self._resample = True
         self.frames = 0
 
@@ -195,7 +239,6 @@ class _VideoWriter:
             self._output.mux(packet)
             return
         for decoded in packet.decode():
-            decoded.pts = None
             self._output.mux(self._audio_out.encode(decoded))
 
     def write(self, frame: Frame) -> None:
@@ -212,13 +255,16 @@ class _VideoWriter:
     def commit(self) -> None:
         self._output.mux(self.video.encode(None))
         if self._resample:
+            for decoded in self._audio_in.codec_context.decode(None):  # the decoder's last frames
+                self._output.mux(self._audio_out.encode(decoded))
             self._output.mux(self._audio_out.encode(None))
         self._output.close()
         os.replace(self.temporary, self.target)
 
     def abandon(self) -> None:
         try:
-            self._output.close()
+            if self._output is not None:
+                self._output.close()
         except Exception:  # the file is being thrown away: a half-written container may not close cleanly
             pass
         self.temporary.unlink(missing_ok=True)
@@ -227,9 +273,10 @@ class _VideoWriter:
 class _FolderWriter:
     """Frames written as numbered PNGs into a temporary folder; `commit` renames it into place."""
 
-    def __init__(self, target: Path, names: list[str] | None = None):
+    def __init__(self, target: Path, names: list[str] | None = None, count: int = 0):
         target.parent.mkdir(parents=True, exist_ok=True)
         self.target = target
+        self._digits = max(5, len(str(max(count - 1, 0))))  # names sort in frame order
         self.temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         self._names = names
         self.frames = 0
@@ -240,7 +287,7 @@ class _FolderWriter:
     def write(self, frame: Frame) -> None:
         from PIL import Image
 
-        name = f"{Path(self._names[self.frames]).stem}.png" if self._names else f"{self.frames:05d}.png"
+        name = f"{Path(self._names[self.frames]).stem}.png" if self._names else f"{self.frames:0{self._digits}d}.png"
         save_image_atomic(Image.fromarray(frame.rgb), self.temporary / name)
         self.frames += 1
 
@@ -265,13 +312,20 @@ def transcode(source: VideoSource, target: Path, process: Callable[[Iterable[Fra
     callables that make one (the join): those run on the writer thread, with the encoding and muxing,
     while `process` works on the next frames. On any error or Ctrl+C the temporary output is removed
     and the error raised (a CunetError says how many frames were done)."""
+    import av
+
     check_video_target(target)
-    if is_frame_folder_target(target):
-        names = [p.name for p in source._files] if source._container is None else None
-        writer = _FolderWriter(target, names)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        writer = _VideoWriter(target, source.size, source.rate, source.audio)
+    try:
+        if is_frame_folder_target(target):
+            names = [p.name for p in source._files] if source._container is None else None
+            writer = _FolderWriter(target, names, source.frame_count)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            time_base = source.video.time_base if source._container is not None else None
+            writer = _VideoWriter(target, source.size, source.rate, source.audio, time_base)
+    except (av.FFmpegError, OSError, ValueError, OverflowError) as error:
+        source.close()
+        raise CunetError(f"{shorten(target.name)}: cannot write it ({_ffmpeg_reason(error)})") from None
 
     def write(frame) -> None:
         writer.write(frame() if callable(frame) else frame)
@@ -279,36 +333,41 @@ def transcode(source: VideoSource, target: Path, process: Callable[[Iterable[Fra
             on_frame()
 
     pending: deque = deque()
-    with ThreadPoolExecutor(1, thread_name_prefix="cunet-write") as thread:
-        def submit(task, *args) -> None:
-            pending.append(thread.submit(task, *args))
-            while len(pending) > WRITE_AHEAD or (pending and pending[0].done()):
-                pending.popleft().result()  # the writer's errors surface here, in order
+    thread = ThreadPoolExecutor(1, thread_name_prefix="cunet-write")
 
-        try:
-            for frame in process(source.frames(on_audio=lambda packet: submit(writer.audio_packet, packet))):
-                submit(write, frame)
-            while pending:
-                pending.popleft().result()
-            writer.commit()
-        except CunetError as error:
-            _drain(pending)
-            writer.abandon()
-            raise CunetError(f"{error} (after {writer.frames} frames; nothing written)") from None
-        except BaseException:
-            _drain(pending)
-            writer.abandon()
-            raise
-        finally:
-            source.close()
+    def submit(task, *args) -> None:
+        pending.append(thread.submit(task, *args))
+        while len(pending) > WRITE_AHEAD or (pending and pending[0].done()):
+            pending[0].result()  # the writer's errors surface here, in order
+            pending.popleft()  # only once done: an interrupted wait leaves it for the shutdown below
+
+    try:
+        for frame in process(source.frames(on_audio=lambda packet: submit(writer.audio_packet, packet))):
+            submit(write, frame)
+        while pending:
+            pending[0].result()
+            pending.popleft()
+        writer.commit()
+    except CunetError as error:
+        _stop(thread, pending)
+        writer.abandon()
+        raise CunetError(f"{error} (after {writer.frames} frames; nothing written)") from None
+    except (av.FFmpegError, OSError) as error:
+        _stop(thread, pending)
+        writer.abandon()
+        raise CunetError(f"{shorten(target.name)}: writing failed after {writer.frames} frames "
+                         f"({_ffmpeg_reason(error)}); nothing written") from None
+    except BaseException:
+        _stop(thread, pending)
+        writer.abandon()
+        raise
+    finally:
+        thread.shutdown(wait=True)
+        source.close()
     return writer.frames
 
 
-def _drain(pending: deque) -> None:
-    """Let queued writes finish or fail quietly before the temporary output is removed."""
-    for future in pending:
-        future.cancel()
-    for future in pending:
-        if not future.cancelled():
-            future.exception()
+def _stop(thread: ThreadPoolExecutor, pending: deque) -> None:
+    """Cancel queued writes and wait for the running one, before the temporary output is removed."""
+    thread.shutdown(wait=True, cancel_futures=True)
     pending.clear()
