@@ -258,6 +258,7 @@ class FilmColorizer:
 
     def _colours(self, items: Iterator[_Item]) -> Iterator[tuple[_Item, torch.Tensor]]:
         """(item, working-size a*b*) per frame: shots' palettes read ahead, then each frame in order."""
+        self._hints, self.cuts[:] = Hints(), []  # a second film starts clean
         wants_palette = self.steadiness.shot_palette and self.reference_histogram is None
         waiting: list[_Item] = []  # a shot's first frames, until its palette is known
         palette = self.reference_histogram
