@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cunet.flow import consistent, warp
+
 CDC_STEPS = (1, 2, 4)
 
 
@@ -25,22 +27,13 @@ def farneback_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(source, target, None, 0.5, 4, 15, 5, 5, 1.1, 0)
 
 
-def _warp(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
-    height, width = motion.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, grid_x + motion[..., 0], grid_y + motion[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
 def valid_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     """Pixels of frame t (h, w) bool that are not occluded and not on a motion boundary (Sundaram et
     al.'s criteria, as in Lai et al.'s code). `backward`: flow t -> t-1; `forward`: t-1 -> t."""
-    returned = _warp(forward, backward)
-    occluded = ((backward + returned) ** 2).sum(-1) > 0.01 * ((backward ** 2).sum(-1) + (returned ** 2).sum(-1)) + 0.5
     du_y, du_x = np.gradient(backward[..., 0])
     dv_y, dv_x = np.gradient(backward[..., 1])
     boundary = du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2 > 0.01 * (backward ** 2).sum(-1) + 0.002
-    return ~occluded & ~boundary
+    return consistent(backward, forward) & ~boundary
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -73,7 +66,7 @@ def _warping_error(outputs: list[np.ndarray], inputs: list[np.ndarray]) -> float
         mask = valid_mask(backward, forward)
         if not mask.any():
             continue
-        warped = _warp(outputs[t - 1], backward)
+        warped = warp(outputs[t - 1], backward)
         difference = ((outputs[t] - warped) ** 2).sum(-1)
         errors.append(float(difference[mask].mean()))
     return float(np.mean(errors)) if errors else 0.0

@@ -438,8 +438,9 @@ def _stroke_from_json(item, where: str) -> StrokeHint:
     raise CunetError(f"{where}: needs a color '#rrggbb'")
 
 
-def load_hints_file(path: str | os.PathLike) -> Hints:
-    """A JSON hints file -> Hints; every error names the file and the hint."""
+def read_hints_file(path: str | os.PathLike):
+    """A JSON hints file -> (its path, its decoded JSON value), the size capped before it is read;
+    every error names the file. Photo hints (`load_hints_file`) and a film's keyed hints read alike."""
     path = existing_file(path, "hints file")
     try:
         if path.stat().st_size > MAX_HINTS_BYTES:
@@ -448,12 +449,13 @@ def load_hints_file(path: str | os.PathLike) -> Hints:
         text = path.read_bytes()
     except OSError as error:
         raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
-    return hints_from_text(text, str(path), path.parent)
+    return path, decode_json(text, str(path))
 
 
-def hints_from_text(text: bytes | str, origin: str = "hints", base: Path | None = None) -> Hints:
-    """A hints document's JSON text -> Hints."""
-    return hints_from_json(decode_json(text, origin), origin, base)
+def load_hints_file(path: str | os.PathLike) -> Hints:
+    """A JSON hints file -> Hints; every error names the file and the hint."""
+    path, data = read_hints_file(path)
+    return hints_from_json(data, str(path), path.parent)
 
 
 def decode_json(text: bytes | str, origin: str = "hints"):

@@ -30,15 +30,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from cunet.colorizer import Colorizer, PreparedPhoto
 from cunet.errors import CunetError
-from cunet.hints import (HINT_KEYS, MAX_HINTS_BYTES, Hints, decode_json, hints_from_json,
-                         photo_histogram)
-from cunet.io import existing_file
+from cunet.flow import consistent, dis_flow, warp
+from cunet.hints import HINT_KEYS, Hints, hints_from_json, photo_histogram, read_hints_file
 from cunet.video_io import Frame
 
 #: Total variation between consecutive frames' L* histograms above which a new shot starts: 1.25 x
@@ -55,10 +53,8 @@ PALETTE_FRAMES = 3
 #: is the default: the network is most of a frame's time, and 4 keeps fresh colour within 0.16 s at 25 fps.
 BLEND = 0.2
 EVERY = 4
-#: Forward-backward flow check (Sundaram et al. 2010, as Lai et al. 2018 use it): a pixel is occluded
-#: where |f + b|^2 > 0.01 (|f|^2 + |b|^2) + 0.5 px^2 ...
-OCCLUSION_SLACK = 0.5
-#: ... or where its L* differs from the previous frame's, warped, by more than this.
+#: A pixel is not trusted where the flow check says occluded (`cunet.flow.consistent`) or where its L*
+#: differs from the previous frame's, warped, by more than this.
 LIGHTNESS_SLACK = 12.0
 MAX_KEYED_HINTS = 10_000
 
@@ -119,15 +115,8 @@ def keyed_hints_from_json(data, origin: str = "hints", base: Path | None = None)
 
 def load_video_hints(path: str | os.PathLike) -> tuple[KeyedHints, ...]:
     """A film's JSON hints file -> keyed hints; every error names the file and the hint."""
-    path = existing_file(path, "hints file")
-    try:
-        if path.stat().st_size > MAX_HINTS_BYTES:
-            raise CunetError(f"{path}: hints file of {path.stat().st_size / 2**20:.1f} MB; the limit is "
-                             f"{MAX_HINTS_BYTES // 2**20} MB")
-        text = path.read_bytes()
-    except OSError as error:
-        raise CunetError(f"{path}: cannot read hints file ({error.strerror})") from None
-    return keyed_hints_from_json(decode_json(text, str(path)), str(path), path.parent)
+    path, data = read_hints_file(path)
+    return keyed_hints_from_json(data, str(path), path.parent)
 
 
 def lightness_histogram(lightness: np.ndarray) -> np.ndarray:
@@ -139,28 +128,6 @@ def lightness_histogram(lightness: np.ndarray) -> np.ndarray:
 def histogram_change(previous: np.ndarray, current: np.ndarray) -> float:
     """Total variation between two normalised histograms: 0 the same, 1 disjoint."""
     return float(0.5 * np.abs(previous - current).sum())
-
-
-def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Dense optical flow (h, w, 2) float32 from one uint8 image to another: source(x) ~ target(x + flow(x))."""
-    solver = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    return solver.calc(source, target, None)
-
-
-def warp(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
-    """`image` (h, w[, c]) sampled at x + motion(x), bilinear, edges repeated."""
-    height, width = motion.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, grid_x + motion[..., 0], grid_y + motion[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
-    """Where the flow to the previous frame (`backward`, on this frame's pixels) and the flow from it
-    (`forward`, on the previous frame's pixels) undo each other: (h, w) bool, False where occluded."""
-    returned = warp(forward, backward)
-    error = ((backward + returned) ** 2).sum(-1)
-    return error <= 0.01 * ((backward ** 2).sum(-1) + (returned ** 2).sum(-1)) + OCCLUSION_SLACK
 
 
 def _moved(x: float, y: float, forward: np.ndarray, scale: tuple[float, float]) -> tuple[float, float]:
@@ -306,7 +273,7 @@ class FilmColorizer:
         if previous is not None:
             before = _uint8(previous[0].lightness)
             now = _uint8(item.lightness)
-            backward, forward = flow(now, before), flow(before, now)
+            backward, forward = dis_flow(now, before), dis_flow(before, now)
         keyed = item.index in self.keyed
         if keyed:
             self._hints = self.keyed[item.index]
