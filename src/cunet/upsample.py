@@ -58,7 +58,7 @@ def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
     """The mean over a (2r+1)^2 window, over the pixels inside the map at its borders (as
     `F.avg_pool2d(..., count_include_pad=False)`). On the CPU by OpenCV's box filter, channel by
     channel (window sums with zeros beyond the borders, divided by the window's pixel count there):
-    5x faster than the separable cumulative sums, which other devices keep, and closer to avg_pool2d
+    faster than the separable cumulative sums, which other devices keep, and closer to avg_pool2d
     (their float32 running sums drift by about 0.1 along a 512-px row of centred L*^2 <= 2500, a few
     thousandths of a unit in a window's mean: nothing beside EPSILON either way)."""
     height, width = values.shape[-2:]
