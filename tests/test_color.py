@@ -9,6 +9,7 @@ from cunet.color import (
     AB_SCALE,
     chroma,
     denormalize_ab,
+    fit_in_gamut,
     join_lab,
     lab_to_rgb,
     mean_saturation,
@@ -123,3 +124,25 @@ def test_chroma_is_the_ab_vector_length():
 def test_wrong_channel_count_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\(\*, 3, H, W\)"):
         rgb_to_lab(torch.zeros(4, 8, 8))
+
+
+def test_fit_in_gamut_keeps_colours_that_srgb_shows():
+    rgb = dense_rgb_sample(step=51)
+    lab = torch.from_numpy(skcolor.rgb2lab(rgb)).float()
+    fitted = fit_in_gamut(lab[:, 0], lab[:, 1:])
+    assert torch.equal(fitted, lab[:, 1:])
+
+
+def test_fit_in_gamut_cuts_chroma_to_the_gamut_edge_keeping_the_hue():
+    lightness = torch.tensor([88.0, 50.0, 20.0, 95.0])
+    asked = torch.tensor([[70.0, 50.0], [-100.0, 90.0], [10.0, -110.0], [0.0, 100.0]])
+    fitted = fit_in_gamut(lightness, asked).double()
+    scale = fitted.norm(dim=1) / asked.double().norm(dim=1)
+    assert torch.all(scale < 1) and torch.all(scale > 0)
+    assert torch.allclose(fitted / scale[:, None], asked.double(), atol=1e-4)  # same hue
+    def linear_rgb(ab):  # scikit-image's XYZ -> linear sRGB, unclipped (its xyz2rgb clips)
+        lab = np.concatenate([lightness.double().numpy()[:, None], ab.numpy()], axis=1)
+        return skcolor.lab2xyz(lab) @ skcolor.colorconv.rgb_from_xyz.T
+    inside, beyond = linear_rgb(fitted), linear_rgb(fitted * 1.01)
+    assert inside.min() > -1e-3 and inside.max() < 1 + 1e-3
+    assert np.all((beyond.min(axis=1) < -1e-4) | (beyond.max(axis=1) > 1 + 1e-4))

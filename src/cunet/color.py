@@ -24,6 +24,8 @@ _WHITE_X, _WHITE_Z = 0.950456, 1.088754
 _XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
                         [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
                         [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]], dtype=np.float32)
+#: kornia's D65 white for its Lab -> XYZ (the gamut test follows kornia's conversion exactly).
+_KORNIA_WHITE = np.array([0.95047, 1.0, 1.08883])
 _LAB_EPSILON = 216 / 24389  # below this Y the L* curve is linear
 _LAB_DELTA = 6 / 29
 
@@ -188,25 +190,33 @@ def srgb_with_ab_uint8(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.nd
     return luminance_with_ab_uint8(*srgb_luminance(rgb), a, b, out)
 
 
+def _shows_in_srgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each L*a*b* (n,) converts to sRGB inside [0, 1] without clipping (kornia's conversion:
+    f(Z) clamped at 0, its D65 white and matrix; the sRGB curve is monotone, so linear RGB decides)."""
+    fy = (lightness + 16) / 116
+    fxyz = np.stack([fy + a / 500, fy, np.maximum(fy - b / 200, 0)])
+    xyz = np.where(fxyz > 0.2068966, fxyz ** 3, (fxyz - 4 / 29) / 7.787) * _KORNIA_WHITE[:, None]
+    linear = _XYZ_TO_RGB.astype(np.float64) @ xyz
+    # sRGB's curve maps [-1e-4 / 12.92, ((1 + 1e-4 + 0.055) / 1.055) ** 2.4] onto [-1e-4, 1 + 1e-4].
+    return ((linear >= -1e-4 / 12.92) & (linear <= ((1.0001 + 0.055) / 1.055) ** 2.4)).all(axis=0)
+
+
 def fit_in_gamut(lightness: torch.Tensor, ab: torch.Tensor, steps: int = 24) -> torch.Tensor:
     """The a*b* (n, 2) each colour can show at its L* (n,): the same hue, its chroma cut to the most
     that sRGB has at that lightness (a pale dress can be pink, not crimson). In-gamut colours are kept.
 
-    Bisection on the chroma scale: sRGB's gamut at a fixed L* is convex along each hue ray from gray.
+    Bisection on the chroma scale (sRGB's gamut at a fixed L* is convex along each hue ray from gray),
+    in NumPy on the (n,) vectors: the studio fits its points on every update, and a tensor library's
+    per-call cost on 24 tiny conversions was a tenth of the round trip.
     """
-    from kornia.color import lab_to_rgb as kornia_lab_to_rgb
-
-    lightness, ab = lightness.float().reshape(-1), ab.float().reshape(-1, 2)
-
-    def inside(scale: torch.Tensor) -> torch.Tensor:
-        lab = torch.cat([lightness[:, None], ab * scale[:, None]], dim=1).T[:, :, None]  # (3, n, 1)
-        rgb = kornia_lab_to_rgb(lab, clip=False)[:, :, 0]
-        return ((rgb >= -1e-4) & (rgb <= 1 + 1e-4)).all(dim=0)
-
-    low, high = torch.zeros(len(ab)), torch.ones(len(ab))
-    keep = inside(high)
+    values = ab.detach().double().reshape(-1, 2).numpy()
+    lightness = lightness.detach().double().reshape(-1).numpy()
+    a, b = values[:, 0], values[:, 1]
+    low, high = np.zeros(len(values)), np.ones(len(values))
+    keep = _shows_in_srgb(lightness, a, b)
     for _ in range(steps):
         middle = (low + high) / 2
-        fits = inside(middle)
-        low, high = torch.where(fits, middle, low), torch.where(fits, high, middle)
-    return ab * torch.where(keep, torch.ones_like(low), low)[:, None]
+        fits = _shows_in_srgb(lightness, a * middle, b * middle)
+        low, high = np.where(fits, middle, low), np.where(fits, high, middle)
+    scale = np.where(keep, 1.0, low)
+    return ab.float().reshape(-1, 2) * torch.from_numpy(scale).float()[:, None]

@@ -16,6 +16,8 @@ Radius and regulariser were measured (benchmarks/upsampling.py: val photos, thei
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 import torch
@@ -68,9 +70,20 @@ def _box(values: torch.Tensor, radius: int) -> torch.Tensor:
         return sums / counts
     side = (2 * radius + 1,) * 2
     planes = np.ascontiguousarray(values.detach().float().reshape(-1, height, width).numpy())
-    counts = cv2.boxFilter(np.ones((height, width), np.float32), -1, side, normalize=False, borderType=cv2.BORDER_CONSTANT)
     means = np.stack([cv2.boxFilter(plane, -1, side, normalize=False, borderType=cv2.BORDER_CONSTANT) for plane in planes])
-    return torch.from_numpy(means / counts).reshape(values.shape)
+    means *= _inverse_window_counts(height, width, radius)
+    return torch.from_numpy(means).reshape(values.shape)
+
+
+@lru_cache(maxsize=16)
+def _inverse_window_counts(height: int, width: int, radius: int) -> np.ndarray:
+    """1 / the number of a (2r+1)^2 window's pixels inside an (h, w) map, per pixel: the same for every
+    call of a photo's guide size (the studio's every update), so it is computed once."""
+    side = (2 * radius + 1,) * 2
+    counts = cv2.boxFilter(np.ones((height, width), np.float32), -1, side, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    inverse = 1 / counts
+    inverse.flags.writeable = False
+    return inverse
 
 
 def compensated(ab: torch.Tensor, factor: int = COMPENSATION_FACTOR) -> torch.Tensor:
