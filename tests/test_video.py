@@ -44,12 +44,26 @@ def panned(photo: np.ndarray, frames: int, step: int = 3, zoom: float = 0.0, mov
     return clip
 
 
-def write_video(path, frames, rate=24, audio=True, sample_rate=48000) -> None:
+def write_video(path, frames, rate=24, audio=True, sample_rate=48000, rotation=None, sample_aspect=None,
+                cover=False) -> None:
+    """`rotation`: a display rotation (degrees counterclockwise, as a phone stores a portrait film);
+    `sample_aspect`: non-square pixels; `cover`: a still picture as the file's first video stream."""
     with av.open(str(path), "w") as output:
+        still = output.add_stream("mjpeg") if cover else None
         video = output.add_stream("libx264", rate=rate)
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = "yuv420p"
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        if sample_aspect is not None:
+            video.codec_context.sample_aspect_ratio = sample_aspect
         sound = output.add_stream("aac", rate=sample_rate) if audio else None
+        if still is not None:
+            still.width, still.height, still.pix_fmt = 32, 32, "yuvj420p"
+            picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+            picture = picture.reformat(format="yuvj420p")
+            picture.pts = 0
+            output.mux(still.encode(picture) + still.encode(None))
         for index, rgb in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             picture.pts = index
@@ -102,6 +116,42 @@ def test_a_film_keeps_its_frame_count_rate_size_and_sound(monkeypatch, capsys, t
     assert after["rate"] == Fraction(24) and after["size"] == (WIDTH, HEIGHT)
     assert after["audio"] == "aac" and after["audio_seconds"] == pytest.approx(before["audio_seconds"], abs=0.03)
     assert "14 frames, 1 shot" in err
+
+
+def test_a_phone_film_stored_on_its_side_comes_out_upright(monkeypatch, capsys, tmp_path, astronaut_pan):
+    frames = [frame.copy() for frame in astronaut_pan[:4]]
+    for frame in frames:
+        frame[:16, :16] = 255  # a white corner, top left as stored
+    source, target = tmp_path / "phone.mp4", tmp_path / "colour.mp4"
+    write_video(source, frames, audio=False, rotation=90)  # players turn it 90 degrees counterclockwise
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    assert streams(target)["size"] == (HEIGHT, WIDTH)
+    with av.open(str(target)) as container:
+        first = next(container.decode(video=0))
+        picture = first.to_ndarray(format="rgb24")
+    assert first.rotation == 0
+    assert picture[-12:, :12].mean() > 200 and picture[:12, :12].mean() < 200  # the corner is bottom left
+
+
+def test_a_film_with_non_square_pixels_keeps_its_shape(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "dv.mkv", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan[:3], audio=False, sample_aspect=Fraction(8, 9))
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    with av.open(str(target)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(8, 9)
+
+
+def test_a_cover_picture_before_the_film_is_passed_over(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "with-cover.mkv", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan[:5], audio=False, cover=True)
+    with av.open(str(source)) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    after = streams(target)
+    assert after["frames"] == 5 and after["size"] == (WIDTH, HEIGHT)
 
 
 def test_the_output_is_in_colour_with_the_input_lightness(colorizer, astronaut_pan):

@@ -93,6 +93,7 @@ class VideoSource:
             self.frame_count = len(self._files)
             self.size = _image_size(self._files[0])
             self.audio = None
+            self.quarter_turns, self.sample_aspect = 0, None
             return
         if not self.path.is_file():
             raise CunetError(f"{self.name}: no such file or folder")
@@ -105,14 +106,19 @@ class VideoSource:
         if not self._container.streams.video:
             self.close()
             raise CunetError(f"{self.name}: has no video stream")
-        self.video = self._container.streams.video[0]
+        # FFmpeg's own choice of the film's stream: a cover picture (an attached still) is passed over.
+        self.video = self._container.streams.best("video") or self._container.streams.video[0]
         self.video.thread_type = "AUTO"
         self.audio = self._container.streams.audio[0] if self._container.streams.audio else None
         context = self.video.codec_context
         if not context.width or not context.height:
             self.close()
             raise CunetError(f"{self.name}: its video stream has no picture size")
-        self.size = (context.width, context.height)
+        self.quarter_turns = _quarter_turns(self.path, self.video.index)
+        upright = self.quarter_turns % 2 == 0
+        self.size = (context.width, context.height) if upright else (context.height, context.width)
+        aspect = self.video.sample_aspect_ratio
+        self.sample_aspect = None if not aspect or aspect == 1 else (aspect if upright else 1 / aspect)
         self.rate = self.video.average_rate or self.video.guessed_rate or FOLDER_RATE  # a video keeps its own
         self.frame_count = self.video.frames or _frames_from_duration(self.video, self.rate)
 
@@ -139,7 +145,8 @@ class VideoSource:
                 if packet.stream.type == "audio":
                     decoded_frames = ()
                 else:
-                    decoded_frames = [(f.to_ndarray(format="rgb24"), f.pts, f.time_base) for f in packet.decode()]
+                    decoded_frames = [(self._upright(f.to_ndarray(format="rgb24")), f.pts, f.time_base)
+                                      for f in packet.decode()]
             except (av.FFmpegError, ValueError) as error:
                 raise CunetError(f"{self.name}: frame {index + 1} cannot be decoded ({_ffmpeg_reason(error)})") from None
             if packet.stream.type == "audio":
@@ -151,6 +158,11 @@ class VideoSource:
                 yield Frame(rgb, pts, time_base)
         if index == 0:
             raise CunetError(f"{self.name}: holds no video frames")
+
+    def _upright(self, rgb: np.ndarray) -> np.ndarray:
+        """A decoded picture turned as players show it (the stream's display rotation, e.g. a phone's
+        portrait film stored on its side): the network sees people upright, hints use what a user sees."""
+        return np.ascontiguousarray(np.rot90(rgb, self.quarter_turns)) if self.quarter_turns else rgb
 
     def _folder_frames(self) -> Iterator[Frame]:
         for path in self._files:
@@ -174,6 +186,22 @@ def _rate(value) -> Fraction:
     return rate
 
 
+def _quarter_turns(path: Path, index: int) -> int:
+    """Counterclockwise quarter turns (0-3) that show stream `index` of a video upright: its display
+    matrix's rotation, which FFmpeg gives each decoded frame (read from the first frame, in a second
+    opening of the file so that the film is read once, from its start). 0 where there is none or
+    the first frame cannot be read (the film's own decoding then says why)."""
+    import av
+
+    try:
+        with av.open(str(path)) as probe:
+            for frame in probe.decode(probe.streams[index]):
+                return round((frame.rotation or 0) / 90) % 4
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     rgb = load_rgb8(path)
     return rgb.shape[1], rgb.shape[0]
@@ -195,18 +223,20 @@ def _ffmpeg_reason(error: Exception) -> str:
 class _VideoWriter:
     """A video file being written to a temporary path; `commit` renames it into place."""
 
-    def __init__(self, target: Path, size: tuple[int, int], rate: Fraction, audio=None, time_base: Fraction | None = None):
+    def __init__(self, target: Path, size: tuple[int, int], rate: Fraction, audio=None, time_base: Fraction | None = None,
+                 sample_aspect: Fraction | None = None):
         handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
         os.close(handle)
         self.temporary, self.target = Path(temporary), target
         self._output = None
         try:
-            self._open(size, rate, audio, time_base)
+            self._open(size, rate, audio, time_base, sample_aspect)
         except BaseException:
             self.abandon()
             raise
 
-    def _open(self, size: tuple[int, int], rate: Fraction, audio, time_base: Fraction | None) -> None:
+    def _open(self, size: tuple[int, int], rate: Fraction, audio, time_base: Fraction | None,
+              sample_aspect: Fraction | None) -> None:
         import av
 
         format_name, codec = VIDEO_FORMATS[self.target.suffix.lower()]
@@ -216,6 +246,8 @@ class _VideoWriter:
             self.video.codec_context.time_base = time_base
             self.video.time_base = time_base
         self.video.width, self.video.height = size
+        if sample_aspect is not None:  # non-square pixels (DV, anamorphic DVD): shown at the source's shape
+            self.video.codec_context.sample_aspect_ratio = sample_aspect
         odd = size[0] % 2 or size[1] % 2
         self.video.pix_fmt = "yuv444p" if odd else "yuv420p"  # 4:2:0 needs even sides
         self.video.options = dict(X264_OPTIONS) if codec == "libx264" else {"crf": "24", "b": "0", "deadline": "realtime",
@@ -322,7 +354,7 @@ def transcode(source: VideoSource, target: Path, process: Callable[[Iterable[Fra
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             time_base = source.video.time_base if source._container is not None else None
-            writer = _VideoWriter(target, source.size, source.rate, source.audio, time_base)
+            writer = _VideoWriter(target, source.size, source.rate, source.audio, time_base, source.sample_aspect)
     except (av.FFmpegError, OSError, ValueError, OverflowError) as error:
         source.close()
         raise CunetError(f"{shorten(target.name)}: cannot write it ({_ffmpeg_reason(error)})") from None
