@@ -6,7 +6,8 @@ its L* shrunk the same way). The score is the PSNR of the joined RGB (true L* + 
 against the photo, per source; the headline is the macro average over the sources that are not face
 crops (`cunet.sources`). The guided filter is also swept over radius and regulariser, to choose
 `cunet.upsample.RADIUS` and `EPSILON`, and run without its L* term (slopes 0: the compensated
-bilinear alone), to show how much of the gain the photo's L* brings.
+bilinear alone), to show how much of the gain the photo's L* brings, and with a weaker back-projection
+(compensation 0 ... 0.75), to show what each part brings here and end to end (below).
 
     python benchmarks/upsampling.py --data ../shared/data/people/manifest.csv \
         ../shared/data/people-scenes/manifest.csv ../shared/data/scenes/manifest.csv \
@@ -41,11 +42,20 @@ FACTORS = (4, 8, 16)
 SWEEP = [(r, e) for r in (1, 2, 3) for e in (1.0, 4.0, 16.0)]
 
 
+#: Weights of the back-projection (`cunet.upsample.guided_coefficients`' compensation) swept both ways.
+COMPENSATIONS = (0.0, 0.25, 0.5, 0.75)
+
+
+def compensation_sweep() -> dict:
+    return {f"guided, compensation {c:g}": (RADIUS, EPSILON, c) for c in COMPENSATIONS}
+
+
 def methods(sweep: bool) -> dict:
     chosen = {"bilinear": None, f"guided r={RADIUS} eps={EPSILON:g}": (RADIUS, EPSILON),
               "compensated bilinear (guided without L*)": (RADIUS, 1e12)}
     if sweep:
         chosen.update({f"guided r={r} eps={e:g}": (r, e) for r, e in SWEEP})
+        chosen.update(compensation_sweep())
     return chosen
 
 
@@ -56,9 +66,8 @@ def upsampled(ab_small: torch.Tensor, l_small: torch.Tensor, l_full: torch.Tenso
 
 
 def end_to_end_settings() -> dict:
-    return {"bilinear": None, f"guided r={RADIUS} eps={EPSILON:g}": (RADIUS, EPSILON, True),
-            "guided without compensation": (RADIUS, EPSILON, False),
-            "compensated bilinear (guided without L*)": (RADIUS, 1e12, True)}
+    return {"bilinear": None, f"guided r={RADIUS} eps={EPSILON:g}": (RADIUS, EPSILON, 1.0),
+            **compensation_sweep(), "compensated bilinear (guided without L*)": (RADIUS, 1e12, 1.0)}
 
 
 def score_network(colorizer, rgb8: np.ndarray, settings: dict) -> dict[str, float]:

@@ -59,6 +59,17 @@ def test_compensation_makes_the_area_average_of_the_up_sampling_closer_to_the_ma
     assert mismatch(compensated(ab)) < 0.5 * mismatch(ab)
 
 
+def test_without_compensation_on_a_flat_lightness_the_guided_map_is_the_bilinear_one():
+    lightness = torch.full((1, 1, 48, 40), 60.0)  # 4x: the guide is the photo itself
+    ab = torch.randn(1, 2, 12, 10) * 30
+    bilinear = F.interpolate(ab, size=(48, 40), mode="bilinear", align_corners=False)
+    plain = guided_upsample(ab, F.avg_pool2d(lightness, 4), lightness, compensation=0.0)
+    half = guided_upsample(ab, F.avg_pool2d(lightness, 4), lightness, compensation=0.5)
+    full = guided_upsample(ab, F.avg_pool2d(lightness, 4), lightness)
+    assert torch.allclose(plain, bilinear, atol=1e-4)
+    assert torch.allclose(half, (bilinear + full) / 2, atol=1e-3)  # the back-projection is linear in its weight
+
+
 def test_the_guide_is_at_most_four_times_the_working_size_and_never_above_the_photo():
     assert guide_shape((128, 192), (3000, 4500)) == (512, 768)
     assert guide_shape((128, 192), (300, 450)) == (300, 450)

@@ -102,7 +102,7 @@ def guide_shape(working: tuple[int, int], full: tuple[int, int]) -> tuple[int, i
 
 
 def guided_coefficients(ab: torch.Tensor, lightness_small: torch.Tensor, lightness_guide: torch.Tensor,
-                        radius: int = RADIUS, epsilon: float = EPSILON, compensate: bool = True) -> torch.Tensor:
+                        radius: int = RADIUS, epsilon: float = EPSILON, compensation: float = 1.0) -> torch.Tensor:
     """The network's a*b* (1, 2, h, w), its L* at that size (1, 1, h, w) and the photo's L* at the
     guide size (1, 1, H', W', `guide_shape`) -> (1, 4, H', W'): slopes A (for a*, b*) and offsets B
     such that a*b* = A L* + B with the full-resolution L* (the join evaluates them tile by tile).
@@ -110,9 +110,14 @@ def guided_coefficients(ab: torch.Tensor, lightness_small: torch.Tensor, lightne
     a*b* = up(compensated a*b*) + A (L* - up(L*_small)): the smooth colour where L* is smooth, plus
     the colour change that goes with each lightness change the small map could not see, with
     the local slope of a*b* on L* (a guided filter's, windows of `radius` at the guide size).
+    `compensation` weighs the back-projection (1: full, 0: the plain map): full restores the most of
+    a true area-averaged map, none costs the network's hedged colour the least (benchmarks/upsampling.py
+    sweeps it both ways; the default keeps full).
     """
     size = lightness_guide.shape[-2:]
-    up = F.interpolate(compensated(ab) if compensate else ab.float(), size=size, mode="bilinear", align_corners=False)
+    if compensation:
+        ab = compensation * compensated(ab) + (1 - compensation) * ab.float()
+    up = F.interpolate(ab.float(), size=size, mode="bilinear", align_corners=False)
     up_lightness = F.interpolate(lightness_small.float(), size=size, mode="bilinear", align_corners=False)
     guide = lightness_guide.float() - lightness_guide.float().mean()
     mean_guide = _box(guide, radius)
@@ -131,14 +136,14 @@ def apply_coefficients(coefficients: torch.Tensor, lightness: torch.Tensor) -> t
 
 
 def guided_upsample(ab: torch.Tensor, lightness_small: torch.Tensor, lightness_full: torch.Tensor,
-                    radius: int = RADIUS, epsilon: float = EPSILON, compensate: bool = True) -> torch.Tensor:
+                    radius: int = RADIUS, epsilon: float = EPSILON, compensation: float = 1.0) -> torch.Tensor:
     """a*b* (1, 2, h, w) guided by L* at its size (1, 1, h, w) -> a*b* at the size of `lightness_full`
     (1, 1, H, W), whole-image (the join does the same tile by tile)."""
     shape = guide_shape(tuple(ab.shape[-2:]), tuple(lightness_full.shape[-2:]))
     guide = lightness_full.float()
     if shape != tuple(guide.shape[-2:]):
         guide = F.interpolate(guide, size=shape, mode="area")
-    coefficients = guided_coefficients(ab, lightness_small, guide, radius, epsilon, compensate)
+    coefficients = guided_coefficients(ab, lightness_small, guide, radius, epsilon, compensation)
     wide = F.interpolate(coefficients, size=lightness_full.shape[-2:], mode="bilinear", align_corners=False)
     return apply_coefficients(wide, lightness_full.float())
 
