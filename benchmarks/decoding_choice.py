@@ -7,6 +7,9 @@ least `--vivid` (0.8) x the truth's, the one with the highest automatic PSNR; if
 enough, the most colourful one, said as such. Both figures are headline figures: the macro average
 over the sources that are not face crops (`cunet.sources`), each source beside it.
 
+A decoding may carry a chroma gain (`regression*1.4`: the decoded a*b* times 1.4), the plainest way
+to more colour, so that the head's vivid decodings are weighed against it at equal colourfulness.
+
 The network runs once per photo and every decoding is taken from that one pass
 (`Colorizer.predict_ab_decodings`), so the comparison costs little more than one evaluation.
 Protocol as `cunet evaluate` (256x256, PIL bicubic; the model at its working size).
@@ -32,24 +35,31 @@ from cunet.metrics import colorfulness, psnr
 from cunet.sources import FACE_CROP_SOURCES
 
 DATA = ["../shared/data/people", "../shared/data/people-scenes", "../shared/data/scenes"]
-DECODINGS = "regression,blend:0.25,blend:0.5,blend:0.75,annealed:0.38,annealed:0.25,annealed:0.15"
+DECODINGS = ("regression,blend:0.25,blend:0.5,blend:0.75,annealed:0.38,annealed:0.25,annealed:0.15,"
+             "regression*1.2,regression*1.3,regression*1.4,regression*1.6,blend:0.25*1.2")
 
 
-def parse_decoding(text: str, default_temperature: float) -> tuple[str, float, float]:
-    """'regression' | 'blend:SHARE[@TEMPERATURE]' | 'annealed:TEMPERATURE' -> (decode, temperature, blend)."""
+def parse_decoding(text: str, default_temperature: float) -> tuple[tuple[str, float, float], float]:
+    """'regression' | 'blend:SHARE[@TEMPERATURE]' | 'annealed:TEMPERATURE', each with an optional
+    '*GAIN' -> ((decode, temperature, blend), gain). The chroma gain multiplies the decoded a*b*
+    (hue kept, chroma scaled; the join clips what leaves the gamut): the plainest way to more colour,
+    measured beside the distribution head's."""
+    text, _, gain = text.partition("*")
     method, _, value = text.partition(":")
+    gain = float(gain or 1.0)
     if method == "regression":
-        return "regression", default_temperature, 0.0
+        return ("regression", default_temperature, 0.0), gain
     if method == "annealed":
-        return "annealed", float(value or default_temperature), 1.0
+        return ("annealed", float(value or default_temperature), 1.0), gain
     share, _, temperature = (value or "0.5").partition("@")
-    return "blend", float(temperature or default_temperature), float(share)
+    return ("blend", float(temperature or default_temperature), float(share)), gain
 
 
-def name_of(decoding: tuple[str, float, float]) -> str:
+def name_of(decoding: tuple[str, float, float], gain: float = 1.0) -> str:
     decode, temperature, blend = decoding
-    return {"regression": "regression", "annealed": f"annealed:{temperature:g}",
+    name = {"regression": "regression", "annealed": f"annealed:{temperature:g}",
             "blend": f"blend:{blend:g}@{temperature:g}"}[decode]
+    return name if gain == 1.0 else f"{name}*{gain:g}"
 
 
 def choose(summaries: dict[str, dict], vivid: float) -> tuple[str, str]:
@@ -67,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="weights or checkpoint (default: the bundled model)")
     parser.add_argument("--data", nargs="+", default=DATA, help="folders or manifest.csv files (their val split)")
-    parser.add_argument("--decodes", default=DECODINGS, help="comma-separated: regression, blend:SHARE[@T], annealed:T")
+    parser.add_argument("--decodes", default=DECODINGS,
+                        help="comma-separated: regression, blend:SHARE[@T], annealed:T, each with an optional *GAIN")
     parser.add_argument("--vivid", type=float, default=0.8, help="colourfulness bar, as a share of the truth's")
     parser.add_argument("--limit", type=int, default=None, help="first N photos of each source")
     parser.add_argument("--automatic-global", default=None, help="none or predicted (default: the model's own)")
@@ -80,8 +91,9 @@ def main() -> None:
                                           histogram_temperature=args.histogram_temperature)
     if colorizer.model.distribution is None:
         parser.error("this model has no distribution head: it has one decoding only")
-    decodings = [parse_decoding(text, colorizer.temperature) for text in args.decodes.split(",")]
-    names = [name_of(d) for d in decodings]
+    parsed = [parse_decoding(text, colorizer.temperature) for text in args.decodes.split(",")]
+    names = [name_of(*p) for p in parsed]
+    decodings = list(dict.fromkeys(decoding for decoding, _ in parsed))  # one decoding per distinct head setting
     paths, sources = evaluation_set(args.data, "val", args.limit)
     exclude = [name for name in args.exclude_from_headline.split(",") if name]
     scores = {name: {"psnr": [], "colorfulness": [], "colorfulness_gt": []} for name in ["gray", *names]}
@@ -91,8 +103,8 @@ def main() -> None:
         truth = colorfulness(rgb8)
         prepared = colorizer.prepare(_gray_rgb(lightness))
         outputs = [np.asarray(prepared.photo.rgb * 255).round().clip(0, 255).astype(np.uint8)]
-        outputs += [np.asarray(colorizer.finish(prepared, ab))
-                    for ab in colorizer.predict_ab_decodings(prepared, decodings)]
+        decoded = dict(zip(decodings, colorizer.predict_ab_decodings(prepared, decodings)))
+        outputs += [np.asarray(colorizer.finish(prepared, decoded[decoding] * gain)) for decoding, gain in parsed]
         for name, output in zip(["gray", *names], outputs):
             scores[name]["psnr"].append(float(psnr(output, rgb8)))
             scores[name]["colorfulness"].append(colorfulness(output))
