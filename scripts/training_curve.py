@@ -28,7 +28,7 @@ def validation_curve(log: Path) -> tuple[list[dict], int]:
     and the number of validation photos (its last start record's)."""
     records = read_log(log)
     by_step = {record["step"]: record for record in records if record["event"] == "val"}
-    photos = [record["val_photos"] for record in records if record["event"] == "start"][-1]
+    photos = next((record.get("val_photos") for record in reversed(records) if record["event"] == "start"), None)
     return [by_step[step] for step in sorted(by_step)], photos
 
 
@@ -52,7 +52,7 @@ def stage_point(report_dir: Path, hours: float | None = None) -> dict:
             "points10": points["psnr"]["mean"] - gray["psnr"]["mean"], "by_source": per_source}
 
 
-def draw(curve: list[dict], val_photos: int, stages: list[dict], out: Path) -> None:
+def draw(curve: list[dict], val_photos: int | None, stages: list[dict], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,18 +60,21 @@ def draw(curve: list[dict], val_photos: int, stages: list[dict], out: Path) -> N
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), sharey=False)
     hours = [record["train_seconds"] / 3600 for record in curve]
-    sources = sorted(curve[-1]["by_source"]) if curve else []
+    sources = sorted({s for r in curve for s in r["by_source"]} | {s for stage in stages for s in stage["by_source"]})
+    colour = {source: plt.get_cmap("tab10")(i % 10) for i, source in enumerate(sources)}  # one colour per source, both panels
     for source in sources:
         gains = [r["by_source"][source]["auto"] - r["by_source"][source]["gray"] if source in r["by_source"] else None
                  for r in curve]
-        left.plot(hours, gains, lw=0.8, alpha=0.6, ls="--" if source in FACE_CROP_SOURCES else "-", label=source)
+        left.plot(hours, gains, lw=0.8, alpha=0.6, color=colour[source],
+                  ls="--" if source in FACE_CROP_SOURCES else "-", label=source)
     left.plot(hours, [r["auto"] - r["gray"] for r in curve], lw=2.5, color="black", label="headline, automatic")
     left.plot(hours, [r["points10"] - r["gray"] for r in curve], lw=2.5, color="tab:red", label="headline, 10 points")
-    left.set_title(f"128² validation in training ({val_photos} val photos; regression head, 3×3 points)", fontsize=10)
+    photos = f"{val_photos} val photos; " if val_photos else ""
+    left.set_title(f"128² validation in training ({photos}regression head, 3×3 points)", fontsize=10)
     stage_hours = [stage["hours"] for stage in stages]
-    for source in sorted(stages[-1]["by_source"]) if stages else []:
+    for source in sources:
         right.plot(stage_hours, [s["by_source"].get(source) for s in stages], marker=".", lw=0.8, alpha=0.6,
-                   ls="--" if source in FACE_CROP_SOURCES else "-", label=source)
+                   color=colour[source], ls="--" if source in FACE_CROP_SOURCES else "-", label=source)
     right.plot(stage_hours, [s["automatic"] for s in stages], marker="o", lw=2.5, color="black", label="headline, automatic")
     right.plot(stage_hours, [s["points10"] for s in stages], marker="o", lw=2.5, color="tab:red", label="headline, 10 points")
     for stage in stages:
@@ -83,7 +86,7 @@ def draw(curve: list[dict], val_photos: int, stages: list[dict], out: Path) -> N
         axes.set_xlabel("training hours (CPU)")
         axes.set_ylabel("PSNR over gray (dB)")
         axes.grid(alpha=0.3)
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # the same colours as the left panel's
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)

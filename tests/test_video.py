@@ -44,17 +44,18 @@ def panned(photo: np.ndarray, frames: int, step: int = 3, zoom: float = 0.0, mov
     return clip
 
 
-def write_video(path, frames, rate=24, audio=True, sample_rate=48000, rotation=None, sample_aspect=None,
-                cover=False) -> None:
-    """`rotation`: a display rotation (degrees counterclockwise, as a phone stores a portrait film);
-    `sample_aspect`: non-square pixels; `cover`: a still picture as the file's first video stream."""
+def write_video(path, frames, rate=24, audio=True, sample_rate=48000, rotation=None, hflip=False, sample_aspect=None,
+                still_first=False) -> None:
+    """`rotation`: a display rotation (degrees counterclockwise, as a phone stores a portrait film),
+    mirrored after it with `hflip`; `sample_aspect`: non-square pixels; `still_first`: a one-picture
+    video stream before the film's."""
     with av.open(str(path), "w") as output:
-        still = output.add_stream("mjpeg") if cover else None
+        still = output.add_stream("mjpeg") if still_first else None
         video = output.add_stream("libx264", rate=rate)
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = "yuv420p"
         if rotation is not None:
-            video.set_display_rotation(rotation)
+            video.set_display_rotation(rotation, hflip=hflip)
         if sample_aspect is not None:
             video.codec_context.sample_aspect_ratio = sample_aspect
         sound = output.add_stream("aac", rate=sample_rate) if audio else None
@@ -118,20 +119,30 @@ def test_a_film_keeps_its_frame_count_rate_size_and_sound(monkeypatch, capsys, t
     assert "14 frames, 1 shot" in err
 
 
-def test_a_phone_film_stored_on_its_side_comes_out_upright(monkeypatch, capsys, tmp_path, astronaut_pan):
-    frames = [frame.copy() for frame in astronaut_pan[:4]]
+@pytest.mark.parametrize("rotation, hflip, size, corner", [
+    (-90, False, (HEIGHT, WIDTH), "top right"),  # a phone's portrait film: shown turned clockwise
+    (90, False, (HEIGHT, WIDTH), "bottom left"),
+    (180, False, (WIDTH, HEIGHT), "bottom right"),
+    (0, True, (WIDTH, HEIGHT), "top right"),  # a front camera's mirror
+    (90, True, (HEIGHT, WIDTH), "bottom right"),  # turned counterclockwise, then mirrored
+])
+def test_a_film_is_coloured_and_written_as_players_show_it(monkeypatch, capsys, tmp_path, astronaut_pan, rotation,
+                                                          hflip, size, corner):
+    frames = [frame.copy() for frame in astronaut_pan[:3]]
     for frame in frames:
         frame[:16, :16] = 255  # a white corner, top left as stored
     source, target = tmp_path / "phone.mp4", tmp_path / "colour.mp4"
-    write_video(source, frames, audio=False, rotation=90)  # players turn it 90 degrees counterclockwise
+    write_video(source, frames, audio=False, rotation=rotation, hflip=hflip)
     code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
     assert code == 0, err
-    assert streams(target)["size"] == (HEIGHT, WIDTH)
+    assert streams(target)["size"] == size
     with av.open(str(target)) as container:
         first = next(container.decode(video=0))
         picture = first.to_ndarray(format="rgb24")
     assert first.rotation == 0
-    assert picture[-12:, :12].mean() > 200 and picture[:12, :12].mean() < 200  # the corner is bottom left
+    corners = {"top left": picture[:12, :12], "top right": picture[:12, -12:],
+               "bottom left": picture[-12:, :12], "bottom right": picture[-12:, -12:]}
+    assert [name for name, pixels in corners.items() if pixels.mean() > 200] == [corner]
 
 
 def test_a_film_with_non_square_pixels_keeps_its_shape(monkeypatch, capsys, tmp_path, astronaut_pan):
@@ -143,15 +154,46 @@ def test_a_film_with_non_square_pixels_keeps_its_shape(monkeypatch, capsys, tmp_
         assert container.streams.video[0].sample_aspect_ratio == Fraction(8, 9)
 
 
-def test_a_cover_picture_before_the_film_is_passed_over(monkeypatch, capsys, tmp_path, astronaut_pan):
-    source, target = tmp_path / "with-cover.mkv", tmp_path / "colour.mp4"
-    write_video(source, astronaut_pan[:5], audio=False, cover=True)
+def test_a_still_picture_stream_before_the_film_is_passed_over(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "with-still.mkv", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan[:5], audio=False, still_first=True)
     with av.open(str(source)) as container:
         assert container.streams.video[0].codec_context.name == "mjpeg"
     code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
     assert code == 0, err
     after = streams(target)
     assert after["frames"] == 5 and after["size"] == (WIDTH, HEIGHT)
+
+
+def test_a_film_of_one_frame_is_coloured(monkeypatch, capsys, tmp_path, astronaut_pan):
+    source, target = tmp_path / "one.mp4", tmp_path / "colour.mp4"
+    write_video(source, astronaut_pan[:1], audio=False)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target)
+    assert code == 0, err
+    assert streams(target)["frames"] == 1
+
+
+def test_sound_with_only_a_cover_picture_gets_one_error_line(monkeypatch, capsys, tmp_path):
+    source = tmp_path / "song.m4a"
+    with av.open(str(source), "w", format="mp4") as output:
+        cover = output.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        sound = output.add_stream("aac", rate=48000)
+        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        picture.pts = 0
+        output.mux(cover.encode(picture) + cover.encode(None))
+        tone = np.zeros((1, 4096), np.float32)
+        for start in range(0, 4096, 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            output.mux(sound.encode(chunk))
+        output.mux(sound.encode(None))
+    with av.open(str(source)) as container:
+        assert [s.disposition for s in container.streams.video] == [av.stream.Disposition.attached_pic]
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", tmp_path / "colour.mp4")
+    assert_one_line_error(code, err, "has no video stream, only a cover picture")
+    assert not (tmp_path / "colour.mp4").exists()
 
 
 def test_the_output_is_in_colour_with_the_input_lightness(colorizer, astronaut_pan):

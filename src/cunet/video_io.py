@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -93,7 +94,7 @@ class VideoSource:
             self.frame_count = len(self._files)
             self.size = _image_size(self._files[0])
             self.audio = None
-            self.quarter_turns, self.sample_aspect = 0, None
+            self.orientation, self.sample_aspect = Orientation(), None
             return
         if not self.path.is_file():
             raise CunetError(f"{self.name}: no such file or folder")
@@ -106,16 +107,23 @@ class VideoSource:
         if not self._container.streams.video:
             self.close()
             raise CunetError(f"{self.name}: has no video stream")
-        # FFmpeg's own choice of the film's stream: a cover picture (an attached still) is passed over.
-        self.video = self._container.streams.best("video") or self._container.streams.video[0]
+        # A cover picture (an attached still, as music files and some films carry) is not the film;
+        # among the others, FFmpeg's own choice (it prefers a stream of many frames).
+        films = [stream for stream in self._container.streams.video
+                 if not stream.disposition & av.stream.Disposition.attached_pic]
+        if not films:
+            self.close()
+            raise CunetError(f"{self.name}: has no video stream, only a cover picture")
+        best = self._container.streams.best("video")
+        self.video = best if best is not None and best.index in {film.index for film in films} else films[0]
         self.video.thread_type = "AUTO"
         self.audio = self._container.streams.audio[0] if self._container.streams.audio else None
         context = self.video.codec_context
         if not context.width or not context.height:
             self.close()
             raise CunetError(f"{self.name}: its video stream has no picture size")
-        self.quarter_turns = _quarter_turns(self.path, self.video.index)
-        upright = self.quarter_turns % 2 == 0
+        self.orientation = _orientation(self.path, self.video.index)
+        upright = not self.orientation.transpose
         self.size = (context.width, context.height) if upright else (context.height, context.width)
         aspect = self.video.sample_aspect_ratio
         self.sample_aspect = None if not aspect or aspect == 1 else (aspect if upright else 1 / aspect)
@@ -145,7 +153,7 @@ class VideoSource:
                 if packet.stream.type == "audio":
                     decoded_frames = ()
                 else:
-                    decoded_frames = [(self._upright(f.to_ndarray(format="rgb24")), f.pts, f.time_base)
+                    decoded_frames = [(self.orientation.apply(f.to_ndarray(format="rgb24")), f.pts, f.time_base)
                                       for f in packet.decode()]
             except (av.FFmpegError, ValueError) as error:
                 raise CunetError(f"{self.name}: frame {index + 1} cannot be decoded ({_ffmpeg_reason(error)})") from None
@@ -158,11 +166,6 @@ class VideoSource:
                 yield Frame(rgb, pts, time_base)
         if index == 0:
             raise CunetError(f"{self.name}: holds no video frames")
-
-    def _upright(self, rgb: np.ndarray) -> np.ndarray:
-        """A decoded picture turned as players show it (the stream's display rotation, e.g. a phone's
-        portrait film stored on its side): the network sees people upright, hints use what a user sees."""
-        return np.ascontiguousarray(np.rot90(rgb, self.quarter_turns)) if self.quarter_turns else rgb
 
     def _folder_frames(self) -> Iterator[Frame]:
         for path in self._files:
@@ -186,20 +189,56 @@ def _rate(value) -> Fraction:
     return rate
 
 
-def _quarter_turns(path: Path, index: int) -> int:
-    """Counterclockwise quarter turns (0-3) that show stream `index` of a video upright: its display
-    matrix's rotation, which FFmpeg gives each decoded frame (read from the first frame, in a second
-    opening of the file so that the film is read once, from its start). 0 where there is none or
-    the first frame cannot be read (the film's own decoding then says why)."""
+@dataclass(frozen=True)
+class Orientation:
+    """How players show a stored picture (its display matrix: a phone's portrait film is stored on its
+    side, a front camera's mirrored): transposed first, then its rows and/or columns reversed. Films
+    are coloured as shown, so the network sees people upright and hints use what a user sees."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+
+    @classmethod
+    def of_display_matrix(cls, matrix: tuple[int, ...]) -> Orientation:
+        """From FFmpeg's 3x3 display matrix (row-major int32; a shown point is x' = a x + c y,
+        y' = b x + d y plus a shift, with a, b, c, d = matrix[0], [1], [3], [4]). Quarter turns and
+        mirrors only: a matrix that is neither (a tilt of some degrees) is shown as stored."""
+        a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+        straight, crossed = max(abs(a), abs(d)), max(abs(b), abs(c))
+        if straight and crossed <= 0.01 * straight and a and d:
+            return cls(False, d < 0, a < 0)  # shown row = d y, column = a x
+        if crossed and straight <= 0.01 * crossed and b and c:
+            return cls(True, b < 0, c < 0)  # shown row = b x, column = c y
+        return cls()
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        if self == Orientation():
+            return rgb
+        shown = rgb.transpose(1, 0, 2) if self.transpose else rgb
+        shown = shown[::-1] if self.flip_rows else shown
+        shown = shown[:, ::-1] if self.flip_columns else shown
+        return np.ascontiguousarray(shown)
+
+
+def _orientation(path: Path, index: int) -> Orientation:
+    """The display orientation of stream `index`, from its first decoded frame (FFmpeg gives each
+    frame the stream's display matrix), read in a second opening of the file so that the film itself
+    is read once, from its start. As stored where there is none or the first frame cannot be read
+    (the film's own decoding then says why)."""
     import av
+    from av.sidedata.sidedata import Type
 
     try:
         with av.open(str(path)) as probe:
             for frame in probe.decode(probe.streams[index]):
-                return round((frame.rotation or 0) / 90) % 4
+                for data in frame.side_data:
+                    if data.type == Type.DISPLAYMATRIX and len(bytes(data)) == 36:
+                        return Orientation.of_display_matrix(struct.unpack("=9i", bytes(data)))
+                return Orientation()
     except (av.FFmpegError, ValueError):
         pass
-    return 0
+    return Orientation()
 
 
 def _image_size(path: Path) -> tuple[int, int]:
