@@ -259,8 +259,8 @@ class FilmColorizer:
 
     def _start_shot(self) -> None:
         self._previous: tuple[_Item, np.ndarray] | None = None  # (item, output a*b* (h, w, 2))
-        hints = getattr(self, "_hints", Hints())
-        self._hints = Hints(histogram=hints.histogram, saturation=hints.saturation)  # points end at a cut
+        # Points and strokes end at a cut; the global parts go on (`_colours` sets the film's first hints).
+        self._hints = Hints(histogram=self._hints.histogram, saturation=self._hints.saturation)
         self._since_network = 0
 
     def _shot_frames(self, items: list[_Item], palette: torch.Tensor | None) -> Iterator[tuple[_Item, torch.Tensor]]:
