@@ -69,6 +69,8 @@ def main() -> None:
             colorizer = replace(colorizer, **{"temperature" if method == "annealed" else "blend": float(value)})
         name = {"regression": "regression", "annealed": f"annealed:{colorizer.temperature:g}",
                 "blend": f"blend:{colorizer.blend:g}"}[colorizer.decode]
+        if colorizer.chroma_gain != 1.0:  # a gain stored with the weights
+            name += f"*{colorizer.chroma_gain:g}"
         report = score(colorizer, paths, sources)
         report["model"] = args.model or "bundled default"
         reports[name] = report

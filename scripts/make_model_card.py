@@ -105,6 +105,8 @@ def decoding_line(info: dict) -> str:
     decode = info.get("decode", {"method": "regression"})
     blend = decode.get("blend", 0.0)
     text = DECODINGS[decode["method"]].format(temperature=decode.get("temperature"), share=blend, rest=1 - blend)
+    if decode.get("gain", 1.0) != 1.0:
+        text += f", times a chroma gain of {decode['gain']:g} (`--chroma-gain`)"
     return f"- What the user sees (the stored decoding, `cunet export --decode`): {text}."
 
 

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cunet.batch import colorize_files
+from cunet.color import rgb_to_lab
 from cunet.colorizer import Colorizer
 from cunet.hints import Hints, PointHint
 from tests.test_cli import run
@@ -73,10 +75,23 @@ def test_the_cli_writes_jpeg_at_the_asked_quality(monkeypatch, capsys, folder, t
     assert code == 0 and (tmp_path / "q95.jpg").stat().st_size > small
 
 
+def test_the_cli_chroma_gain_gives_stronger_colour(monkeypatch, capsys, folder, tmp_path, tiny_model_file):
+    chroma = {}
+    for gain in ("1", "2"):
+        out = tmp_path / f"gain{gain}.png"
+        code, _, err = run(monkeypatch, capsys, "colorize", str(folder[0]), "-o", str(out), "--chroma-gain", gain,
+                           "--model", str(tiny_model_file))
+        assert code == 0, err
+        lab = rgb_to_lab(torch.from_numpy(np.array(Image.open(out).convert("RGB"))).permute(2, 0, 1).float() / 255)
+        chroma[gain] = float(lab[1:].norm(dim=0).mean())
+    assert chroma["2"] > 1.5 * chroma["1"] > 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "gif2"], "--format 'gif2': use png, jpg, webp or tif"),
     (["--quality", "0"], "--quality 0 out of range: use 1 to 100"),
     (["--backend", "gpu"], "backend must be one of auto, eager, channels-last, bf16, compile, onnx, got 'gpu'"),
+    (["--chroma-gain", "5"], "chroma gain must lie in (0, 3], got 5.0"),
 ])
 def test_bad_output_options_are_one_line_errors(monkeypatch, capsys, folder, tmp_path, args, message):
     code, out, err = run(monkeypatch, capsys, "colorize", str(folder[0]), "--out-dir", str(tmp_path / "x"), *args)

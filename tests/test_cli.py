@@ -278,12 +278,12 @@ def test_export_stores_the_decoding_that_colorize_then_uses(monkeypatch, capsys,
     code, _, err = run(monkeypatch, capsys, "train", "--config", tmp_path / "run.toml", "--out-dir", tmp_path / "run")
     assert code == 0, err
     code, _, err = run(monkeypatch, capsys, "export", tmp_path / "run" / "last.safetensors", "-o",
-                       tmp_path / "w.safetensors", "--decode", "annealed", "--temperature", "0.3")
+                       tmp_path / "w.safetensors", "--decode", "annealed", "--temperature", "0.3", "--chroma-gain", "1.2")
     assert code == 0, err
     from cunet.colorizer import Colorizer
 
     colorizer = Colorizer.from_pretrained(tmp_path / "w.safetensors")
-    assert (colorizer.decode, colorizer.temperature) == ("annealed", 0.3)
+    assert (colorizer.decode, colorizer.temperature, colorizer.chroma_gain) == ("annealed", 0.3, 1.2)
     code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "c.png", "--model",
                        tmp_path / "w.safetensors", "--decode", "blend")
     assert code == 0 and (tmp_path / "c.png").is_file(), err

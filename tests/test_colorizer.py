@@ -243,3 +243,47 @@ def test_every_decoding_from_one_network_pass_equals_that_decoding_alone(head_mo
 def test_a_decoding_the_model_cannot_do_is_refused_before_the_network_runs(tiny_model_file, astronaut):
     with pytest.raises(CunetError, match="needs a model with a distribution head"):
         Colorizer.from_pretrained(tiny_model_file).predict_ab_decodings(astronaut, [("annealed", 0.38, 1.0)])
+
+
+def test_a_chroma_gain_scales_the_automatic_colour_by_exactly_that_factor(colorizer, astronaut):
+    from dataclasses import replace
+
+    plain = colorizer.predict_ab(astronaut)
+    assert torch.allclose(replace(colorizer, chroma_gain=1.6).predict_ab(astronaut), 1.6 * plain, atol=1e-4)
+
+
+def test_a_point_keeps_its_exact_colour_under_a_chroma_gain(astronaut):
+    from cunet.model import CUNet, CUNetConfig
+
+    torch.manual_seed(0)
+    colorizer = Colorizer(CUNet(CUNetConfig(width=8)).eval(), working_size=64, chroma_gain=2.0)
+    filled = colorizer.predict_ab(astronaut, Hints((PointHint(300, 200, -40.0, 50.0, size=9),)))
+    row, column = round((200 + 0.5) * 64 / 512 - 0.5), round((300 + 0.5) * 64 / 512 - 0.5)
+    assert torch.allclose(filled[0, :, row, column], torch.tensor([-40.0, 50.0]), atol=1e-4)
+
+
+def test_the_chroma_gain_stored_at_export_is_the_default_and_can_be_overridden(tmp_path, tiny_model_file):
+    from cunet.train import export_weights
+
+    path = tmp_path / "vivid.safetensors"
+    export_weights(tiny_model_file, path, chroma_gain=1.4)
+    assert Colorizer.from_pretrained(path).chroma_gain == 1.4
+    assert Colorizer.from_pretrained(path, chroma_gain=1.0).chroma_gain == 1.0
+    assert Colorizer.from_pretrained(tiny_model_file).chroma_gain == 1.0
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, 3.5, float("nan"), True])
+def test_a_chroma_gain_outside_its_range_is_refused(tiny_model_file, gain):
+    with pytest.raises(CunetError, match=r"chroma gain must lie in \(0, 3\]"):
+        Colorizer.from_pretrained(tiny_model_file, chroma_gain=gain)
+
+
+def test_a_training_checkpoint_colours_with_the_default_decoding(tmp_path, astronaut):
+    from cunet.checkpoint import save_checkpoint
+    from cunet.model import CUNet, CUNetConfig
+
+    model = CUNet(CUNetConfig(width=4, global_bins=0))
+    save_checkpoint(tmp_path / "last.safetensors", model, torch.optim.AdamW(model.parameters()), 7)
+    colorizer = Colorizer.from_pretrained(tmp_path / "last.safetensors")
+    assert (colorizer.decode, colorizer.chroma_gain, colorizer.automatic_global) == ("regression", 1.0, "none")
+    assert colorizer.colorize(astronaut[::4, ::4]).size == (128, 128)

@@ -367,3 +367,9 @@ def test_a_bad_view_is_422_naming_the_problem(client, gray_png, query, message):
     photo = upload(client, gray_png).json()
     answer = client.post(f"/api/photos/{photo['id']}/colorize?{query}", json={})
     assert answer.status_code == 422 and message in answer.json()["error"]
+
+
+def test_info_says_how_the_model_decodes_its_colour(tiny_model_file):
+    with local_client(create_app(Colorizer.from_pretrained(tiny_model_file, chroma_gain=1.3))) as client:
+        info = client.get("/api/info").json()
+    assert (info["decode"], info["chroma_gain"], info["working_size"]) == ("regression", 1.3, 64)

@@ -170,13 +170,15 @@ def stored_info(path: str | os.PathLike, metadata: dict) -> dict:
     fields = Fields(metadata, str(path))
     if metadata.get("kind") == "checkpoint":
         crop = fields.section("extra").section("train_config").integer("crop", 16, 1024, default=128)
-        return {"working_size": crop}
+        return {"working_size": crop, "decode": {"method": "regression", "temperature": 0.38, "blend": 0.5, "gain": 1.0},
+                "automatic_global": "none", "histogram_temperature": 1.0}
     info = fields.section("info")
     decode = info.section("decode")
     return {**info.values, "working_size": info.integer("working_size", 16, 1024, default=128),
             "decode": {"method": decode.text("method", default="regression"),
                        "temperature": decode.number("temperature", 0, 1, default=0.38),
-                       "blend": decode.number("blend", 0, 1, default=0.5)},
+                       "blend": decode.number("blend", 0, 1, default=0.5),
+                       "gain": decode.number("gain", 0, 3, default=1.0)},  # 3 = colorizer.MAX_CHROMA_GAIN
             "automatic_global": info.text("automatic_global", default="none"),
             "histogram_temperature": info.number("histogram_temperature", 0, 1, default=1.0)}
 

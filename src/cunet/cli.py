@@ -170,6 +170,9 @@ def colorize(
     decode: Annotated[Optional[str], typer.Option(
         help=_with_default("regression (safe average), annealed (vivid, from the colour distribution) or blend.",
                            "the model's measured choice"))] = None,
+    chroma_gain: Annotated[Optional[float], typer.Option(help=_with_default(
+        "Colour strength: the network's a*b* times this (above 1 more vivid, below 1 more muted; up to 3). "
+        "Points keep their exact colour.", "the model's measured choice"))] = None,
     global_: Annotated[Optional[str], typer.Option("--global", help=_with_default(
         "Global hint without a reference or histogram: none, or predicted (the photo's own histogram as the "
         "model's histogram head predicts it).", "the model's measured choice"))] = None,
@@ -220,7 +223,7 @@ def colorize(
         targets = [[t.with_name(f"{t.stem.removesuffix('_color')}_v{i + 1}{t.suffix}") for i in range(variants)]
                    for t in targets]
     colorizer = Colorizer.from_pretrained(model, decode=decode, backend=backend, automatic_global=global_,
-                                          upsample=upsample)
+                                          upsample=upsample, chroma_gain=chroma_gain)
     if given.histogram is None and given.reference is not None:  # once, not once per photo
         given = Hints(given.points, colorizer.global_histogram(given), given.saturation, strokes=given.strokes)
     written: list[Path] = []  # appended to by the writer threads as each file lands
@@ -464,6 +467,9 @@ def export(
         help="Default decoding stored with the weights: regression, annealed (distribution head) or blend.")] = "regression",
     temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
+    chroma_gain: Annotated[float, typer.Option(help=(
+        "Chroma gain stored with the weights: the decoded a*b* times this (measure first: "
+        "benchmarks/decoding_choice.py)."))] = 1.0,
     automatic_global: Annotated[str, typer.Option(help=(
         "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."))] = "none",
     histogram_temperature: Annotated[float, typer.Option(help=(
@@ -487,7 +493,10 @@ def export(
         model, metadata = load_model(checkpoint)
         info = stored_info(checkpoint, metadata)
         if metadata["kind"] == "checkpoint":
-            info["decode"] = {"method": decode, "temperature": temperature, "blend": blend}
+            from cunet.colorizer import check_decoding
+
+            check_decoding(decode, temperature, blend, model.distribution is not None, chroma_gain)
+            info["decode"] = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
         prepare_output_folder(out.parent)
         write_onnx(model, info, out)
         typer.echo(f"wrote {out}")
@@ -496,7 +505,8 @@ def export(
         raise CunetError(f"{out}: weights files end in .safetensors")
     prepare_output_folder(out.parent)
     export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend,
-                   automatic_global=automatic_global, histogram_temperature=histogram_temperature)
+                   automatic_global=automatic_global, histogram_temperature=histogram_temperature,
+                   chroma_gain=chroma_gain)
     typer.echo(f"wrote {out}")
 
 
@@ -565,6 +575,8 @@ def evaluate(
     model: Annotated[Optional[Path], typer.Option(help=_with_default("Weights or checkpoint file.", "the bundled model"))] = None,
     decode: Annotated[Optional[str], typer.Option(
         help=_with_default("How cunet turns its output into colour: regression, annealed or blend.", "the model's own"))] = None,
+    chroma_gain: Annotated[Optional[float], typer.Option(help=_with_default(
+        "cunet's colour strength: its a*b* times this (up to 3).", "the model's own"))] = None,
     split: Annotated[str, typer.Option(help="Manifest split to use.")] = "val",
     by_source: Annotated[bool, typer.Option(
         "--by-source/--pooled",
@@ -601,7 +613,8 @@ def evaluate(
     if photo_size != 0 and not 16 <= photo_size <= 4096:
         raise CunetError(f"--photo-size {photo_size} out of range: use 16 to 4096 (0 = stored size)")
     colorizer = (Colorizer.from_pretrained(model, size, decode=decode, automatic_global=automatic_global,
-                                           histogram_temperature=histogram_temperature, upsample=upsample)
+                                           histogram_temperature=histogram_temperature, upsample=upsample,
+                                           chroma_gain=chroma_gain)
                  if "cunet" in method_list else None)
     if colorizer is not None:
         colorizer.point_fill = point_fill
@@ -613,6 +626,7 @@ def evaluate(
     report["model"] = str(model) if model else "bundled default"
     if colorizer is not None:
         report["decode"] = colorizer.decode
+        report["chroma_gain"] = colorizer.chroma_gain
         report["automatic_global"] = colorizer.automatic_global
         report["histogram_temperature"] = colorizer.histogram_temperature
     write_report(report, out)
@@ -715,6 +729,8 @@ def studio(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     backend: Annotated[str, typer.Option(help="How the network runs (see colorize --help).")] = "auto",
     upsample: Annotated[str, typer.Option(help="How the colour reaches full size: guided or bilinear (see colorize --help).")] = "guided",
+    chroma_gain: Annotated[Optional[float], typer.Option(help=_with_default(
+        "Colour strength (see colorize --help).", "the model's measured choice"))] = None,
 ) -> None:
     """Start the local web app: open a photo, click colour points, pick variants, download the result."""
     import socket
@@ -742,7 +758,7 @@ def studio(
 
     keep_freed_memory()  # each update's tensors reuse the last one's memory instead of faulting pages in
     compute = ComputeThread()  # the model is loaded, and every later tensor runs, on this one thread
-    colorizer = compute(Colorizer.from_pretrained, model, backend=backend, upsample=upsample)
+    colorizer = compute(Colorizer.from_pretrained, model, backend=backend, upsample=upsample, chroma_gain=chroma_gain)
     chosen_gallery = compute(_load_gallery, gallery) if gallery is not None else None
     server = create_app(colorizer, chosen_gallery, compute=compute, hosts=(host,))
     address = f"[{host}]" if ":" in host else host

@@ -101,8 +101,14 @@ class Suggestion:
         return {"color": self.color, "a": round(self.a, 2), "b": round(self.b, 2), "p": round(self.p, 4)}
 
 
-def check_decoding(decode: str, temperature: float, blend: float, has_head: bool) -> None:
+#: A chroma gain above this makes even modest network colours leave the gamut almost everywhere.
+MAX_CHROMA_GAIN = 3.0
+
+
+def check_decoding(decode: str, temperature: float, blend: float, has_head: bool, chroma_gain: float = 1.0) -> None:
     """The one rule for decoding settings: `Colorizer` applies it, and export before storing them."""
+    if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, (int, float)) or not 0 < chroma_gain <= MAX_CHROMA_GAIN:
+        raise CunetError(f"chroma gain must lie in (0, {MAX_CHROMA_GAIN:g}], got {chroma_gain!r}")
     if decode not in DECODINGS:
         raise CunetError(f"decode must be one of {', '.join(DECODINGS)}, got {decode!r}")
     if decode != "regression" and not has_head:
@@ -277,10 +283,12 @@ class Colorizer:
     histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
     upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
     point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
+    chroma_gain: float = 1.0  # the decoded a*b* times this: the plainest lever for more (or less) colour
     name: str = "the model"  # what messages call it: its file, when it came from one
 
     def __post_init__(self) -> None:
-        check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None)
+        check_decoding(self.decode, self.temperature, self.blend, self.model.distribution is not None,
+                       self.chroma_gain)
         check_automatic_global(self.automatic_global, self.model.histogram is not None, self.histogram_temperature)
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
@@ -294,12 +302,12 @@ class Colorizer:
     def from_pretrained(
         cls, path: str | os.PathLike | None = None, working_size: int | None = None, decode: str | None = None,
         backend: str = "auto", automatic_global: str | None = None, histogram_temperature: float | None = None,
-        upsample: str = DEFAULT_UPSAMPLER,
+        upsample: str = DEFAULT_UPSAMPLER, chroma_gain: float | None = None,
     ) -> Colorizer:
-        """The bundled default model (path None) or a weights/checkpoint file. `decode` and
-        `automatic_global` default to the choices stored with the weights (measured when they were
-        exported), else the regression head and no global hint; `backend` picks how the network
-        runs (`cunet.runtime`)."""
+        """The bundled default model (path None) or a weights/checkpoint file. `decode`,
+        `chroma_gain` and `automatic_global` default to the choices stored with the weights (measured
+        when they were exported), else the regression head, no gain and no global hint; `backend`
+        picks how the network runs (`cunet.runtime`)."""
         path = bundled_weights() if path is None else Path(path)
         model, metadata = load_model(path)
         info = stored_info(path, metadata)
@@ -308,9 +316,9 @@ class Colorizer:
             return cls(model, working_size or info["working_size"], info, decode or stored["method"],
                        stored["temperature"], stored["blend"], backend, automatic_global or info["automatic_global"],
                        info["histogram_temperature"] if histogram_temperature is None else histogram_temperature,
-                       upsample, name=str(path))
+                       upsample, chroma_gain=stored["gain"] if chroma_gain is None else chroma_gain, name=str(path))
         except CunetError as error:
-            if working_size is None and decode is None and automatic_global is None and histogram_temperature is None:
+            if (working_size, decode, automatic_global, histogram_temperature, chroma_gain) == (None,) * 5:
                 raise CunetError(f"{path}: {error}") from None  # the file's own settings are wrong
             raise
 
@@ -455,10 +463,11 @@ class Colorizer:
                 for i, (prepared, key) in enumerate(zip(photos, keys))]
 
     @torch.no_grad()
-    def predict_ab_decodings(self, image: ImageInput | PreparedPhoto, decodings: list[tuple[str, float, float]],
+    def predict_ab_decodings(self, image: ImageInput | PreparedPhoto, decodings: list[tuple],
                              hints: Hints | None = None, size: int | None = None) -> list[torch.Tensor]:
-        """`predict_ab` for each (decode, temperature, blend) of `decodings` from one network pass:
-        what choosing the stored decoding compares (`benchmarks/decoding_choice.py`)."""
+        """`predict_ab` for each (decode, temperature, blend, chroma gain) of `decodings` from one
+        network pass: what choosing the stored decoding compares (`benchmarks/decoding_choice.py`).
+        A 3-tuple means no gain (1), whatever this colorizer's own is."""
         for decoding in decodings:
             check_decoding(*decoding, self.model.distribution is not None)
         prepared, hints = self.prepare(image), hints or Hints()
@@ -467,17 +476,20 @@ class Colorizer:
         return [self._filled(prepared, key, self._decoded(*outputs, decoding)) for decoding in decodings]
 
     def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None,
-                 decoding: tuple[str, float, float] | None = None) -> torch.Tensor:
+                 decoding: tuple | None = None) -> torch.Tensor:
         """The a*b* the user sees from the regression head and the distribution head's input, as
-        `decoding` (decode, temperature, blend) says; by default this colorizer's own."""
-        decode, temperature, blend = decoding or (self.decode, self.temperature, self.blend)
+        `decoding` (decode, temperature, blend[, chroma gain]) says; by default this colorizer's own.
+        The gain scales the network's colour before the points' correction and the gamut fit, so
+        points keep their exact colour and nothing leaves the displayable range."""
+        decode, temperature, blend, *gain = decoding or (self.decode, self.temperature, self.blend, self.chroma_gain)
+        gain = gain[0] if gain else 1.0
         if decode == "regression":
-            return self._finite(regression)
-        head = self.model.distribution
-        annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), temperature)
-        if decode == "annealed":
-            return self._finite(annealed)
-        return self._finite(blend * annealed + (1 - blend) * regression)
+            decoded = regression
+        else:
+            head = self.model.distribution
+            annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), temperature)
+            decoded = annealed if decode == "annealed" else blend * annealed + (1 - blend) * regression
+        return self._finite(decoded if gain == 1.0 else decoded * gain)
 
     def _finite(self, values: torch.Tensor) -> torch.Tensor:
         """`values`, or a CunetError if the network gave NaN or Inf: weights that passed every check

@@ -356,13 +356,13 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
 
 def export_weights(
     checkpoint: Path, out: Path, half: bool = True, decode: str = "regression", temperature: float = 0.38,
-    blend: float = 0.5, automatic_global: str = "none", histogram_temperature: float = 1.0,
+    blend: float = 0.5, automatic_global: str = "none", histogram_temperature: float = 1.0, chroma_gain: float = 1.0,
 ) -> None:
     """Checkpoint -> shippable weights file with the training facts a model card needs, and how
     `Colorizer` should decode the model's output and which global hint automatic colouring takes
     (choices measured on val photos). A weights file in keeps its facts and gets the new choices."""
     model, metadata = load_model(checkpoint)
-    check_decoding(decode, temperature, blend, model.distribution is not None)
+    check_decoding(decode, temperature, blend, model.distribution is not None, chroma_gain)
     check_automatic_global(automatic_global, model.histogram is not None, histogram_temperature)
     if metadata.get("kind") == "checkpoint":
         train_config = metadata["extra"].get("train_config", {})
@@ -374,7 +374,7 @@ def export_weights(
         }
     else:
         info = dict(metadata.get("info", {}))
-    info["decode"] = {"method": decode, "temperature": temperature, "blend": blend}
+    info["decode"] = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
     info["automatic_global"] = automatic_global
     info["histogram_temperature"] = histogram_temperature
     save_weights(out, model, info, half=half)

@@ -31,9 +31,9 @@ def routes(studio: Studio, token: str, max_upload_bytes: int) -> APIRouter:
 
     @router.get("/api/info")
     def info() -> dict:
-        """The model, its working size, whether it suggests colours from its own distribution, the limits."""
+        """The model, its working size and decoding, whether it suggests colours from its own distribution, the limits."""
         colorizer = studio.colorizer
-        return {"working_size": colorizer.working_size, "decode": colorizer.decode,
+        return {"working_size": colorizer.working_size, "decode": colorizer.decode, "chroma_gain": colorizer.chroma_gain,
                 "distribution_head": colorizer.model.distribution is not None, "hint_keys": list(HINT_KEYS),
                 "max_upload_bytes": max_upload_bytes, "max_photo_pixels": studio.max_photo_pixels,
                 "preview_side": studio.preview_side, "max_point_size": MAX_PATCH, "max_view_pixels": MAX_VIEW_PIXELS}
