@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cunet.colorizer import Colorizer
+from cunet.colorizer import Colorizer, check_decoding
+from cunet.errors import CunetError
 from cunet.evaluate import _gray_rgb, _lab_of, evaluation_set, load_eval_photo, summarise_by_source
 from cunet.io import write_atomic
 from cunet.metrics import colorfulness, psnr
@@ -39,24 +40,24 @@ DECODINGS = ("regression,blend:0.25,blend:0.5,blend:0.75,annealed:0.38,annealed:
              "regression*1.2,regression*1.3,regression*1.4,regression*1.6,blend:0.25*1.2")
 
 
-def parse_decoding(text: str, default_temperature: float) -> tuple[tuple[str, float, float], float]:
+def parse_decoding(text: str, default_temperature: float) -> tuple[str, float, float, float]:
     """'regression' | 'blend:SHARE[@TEMPERATURE]' | 'annealed:TEMPERATURE', each with an optional
-    '*GAIN' -> ((decode, temperature, blend), gain). The chroma gain multiplies the decoded a*b*
-    (hue kept, chroma scaled; the join clips what leaves the gamut): the plainest way to more colour,
-    measured beside the distribution head's."""
+    '*GAIN' -> (decode, temperature, blend, chroma gain), as `Colorizer.predict_ab_decodings` takes
+    it. The chroma gain multiplies the decoded a*b* (`cunet export --chroma-gain`; the join clips
+    what leaves the gamut): the plainest way to more colour, measured beside the distribution head's."""
     text, _, gain = text.partition("*")
     method, _, value = text.partition(":")
     gain = float(gain or 1.0)
     if method == "regression":
-        return ("regression", default_temperature, 0.0), gain
+        return "regression", default_temperature, 0.0, gain
     if method == "annealed":
-        return ("annealed", float(value or default_temperature), 1.0), gain
+        return "annealed", float(value or default_temperature), 1.0, gain
     share, _, temperature = (value or "0.5").partition("@")
-    return ("blend", float(temperature or default_temperature), float(share)), gain
+    return "blend", float(temperature or default_temperature), float(share), gain
 
 
-def name_of(decoding: tuple[str, float, float], gain: float = 1.0) -> str:
-    decode, temperature, blend = decoding
+def name_of(decoding: tuple[str, float, float, float]) -> str:
+    decode, temperature, blend, gain = decoding
     name = {"regression": "regression", "annealed": f"annealed:{temperature:g}",
             "blend": f"blend:{blend:g}@{temperature:g}"}[decode]
     return name if gain == 1.0 else f"{name}*{gain:g}"
@@ -91,9 +92,13 @@ def main() -> None:
                                           histogram_temperature=args.histogram_temperature)
     if colorizer.model.distribution is None:
         parser.error("this model has no distribution head: it has one decoding only")
-    parsed = [parse_decoding(text, colorizer.temperature) for text in args.decodes.split(",")]
-    names = [name_of(*p) for p in parsed]
-    decodings = list(dict.fromkeys(decoding for decoding, _ in parsed))  # one decoding per distinct head setting
+    try:
+        decodings = [parse_decoding(text, colorizer.temperature) for text in args.decodes.split(",")]
+        for decode, temperature, blend, gain in decodings:  # before the first photo, not after it
+            check_decoding(decode, temperature, blend, True, gain)
+    except (ValueError, CunetError) as error:
+        parser.error(f"--decodes: {error}")
+    names = [name_of(decoding) for decoding in decodings]
     paths, sources = evaluation_set(args.data, "val", args.limit)
     exclude = [name for name in args.exclude_from_headline.split(",") if name]
     scores = {name: {"psnr": [], "colorfulness": [], "colorfulness_gt": []} for name in ["gray", *names]}
@@ -103,8 +108,7 @@ def main() -> None:
         truth = colorfulness(rgb8)
         prepared = colorizer.prepare(_gray_rgb(lightness))
         outputs = [np.asarray(prepared.photo.rgb * 255).round().clip(0, 255).astype(np.uint8)]
-        decoded = dict(zip(decodings, colorizer.predict_ab_decodings(prepared, decodings)))
-        outputs += [np.asarray(colorizer.finish(prepared, decoded[decoding] * gain)) for decoding, gain in parsed]
+        outputs += [np.asarray(colorizer.finish(prepared, ab)) for ab in colorizer.predict_ab_decodings(prepared, decodings)]
         for name, output in zip(["gray", *names], outputs):
             scores[name]["psnr"].append(float(psnr(output, rgb8)))
             scores[name]["colorfulness"].append(colorfulness(output))

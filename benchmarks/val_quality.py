@@ -3,8 +3,9 @@ lives there once), for cunet's headline settings and for each way of decoding it
 
 Every figure is the macro average over sources (each source weighs the same), with each source's
 own figures beside it. With a distribution head, `--decodes regression,annealed:0.38,blend:0.5` scores
-each decoding (annealed:TEMPERATURE, blend:SHARE of the annealed mean) on the same photos: the measured
-choice that `cunet export --decode ... --temperature ... --blend ...` stores with the weights.
+each decoding (annealed:TEMPERATURE, blend:SHARE of the annealed mean, each with an optional *GAIN, the
+chroma gain) on the same photos: the measured choice that `cunet export --decode ... --temperature ...
+--blend ... --chroma-gain ...` stores with the weights.
 
     python benchmarks/val_quality.py --data ../shared/data/people ../shared/data/people-scenes \
         --out benchmarks/results/val_quality.json
@@ -54,7 +55,8 @@ def main() -> None:
                         help="folders or manifest.csv files (their val split)")
     parser.add_argument("--model", default=None, help="weights file (default: the bundled model)")
     parser.add_argument("--decodes", default=None,
-                        help="comma-separated decodings to compare (regression, annealed, blend); default: the model's own")
+                        help="comma-separated decodings to compare (regression, annealed:T, blend:SHARE, each with an "
+                             "optional *GAIN); default: the model's own")
     parser.add_argument("--limit", type=int, default=None, help="first N photos of each source")
     parser.add_argument("--out", default="benchmarks/results/val_quality.json")
     args = parser.parse_args()
@@ -63,13 +65,15 @@ def main() -> None:
     decodes = args.decodes.split(",") if args.decodes else [None]
     reports = {}
     for decode in decodes:
-        method, _, value = (decode or "").partition(":")
-        colorizer = Colorizer.from_pretrained(args.model, decode=method or None)
+        setting, _, gain = (decode or "").partition("*")
+        method, _, value = setting.partition(":")
+        colorizer = Colorizer.from_pretrained(args.model, decode=method or None,
+                                              chroma_gain=float(gain) if gain else None)
         if value:  # replace() re-checks the setting
             colorizer = replace(colorizer, **{"temperature" if method == "annealed" else "blend": float(value)})
         name = {"regression": "regression", "annealed": f"annealed:{colorizer.temperature:g}",
                 "blend": f"blend:{colorizer.blend:g}"}[colorizer.decode]
-        if colorizer.chroma_gain != 1.0:  # a gain stored with the weights
+        if colorizer.chroma_gain != 1.0:  # asked for, or stored with the weights
             name += f"*{colorizer.chroma_gain:g}"
         report = score(colorizer, paths, sources)
         report["model"] = args.model or "bundled default"

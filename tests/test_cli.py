@@ -193,6 +193,20 @@ def test_evaluate_writes_the_report_files(monkeypatch, capsys, photo_folder, tin
     assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["psnr_vs_points.png", "report.json", "report.md"]
 
 
+def test_evaluate_measures_and_reports_the_chroma_gain_asked_for(monkeypatch, capsys, photo_folder, tiny_model_file,
+                                                                tmp_path):
+    colourfulness = {}
+    for gain in ("1", "2"):
+        code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, "--limit", "2", "--points", "0",
+                           "--methods", "cunet", "--global", "none", "--model", tiny_model_file, "--chroma-gain", gain,
+                           "--out", tmp_path / gain)
+        assert code == 0, err
+        report = json.loads((tmp_path / gain / "report.json").read_text())
+        assert report["chroma_gain"] == float(gain)
+        colourfulness[gain] = report["results"][0]["colorfulness"]["mean"]
+    assert colourfulness["2"] > colourfulness["1"]
+
+
 def test_evaluate_with_a_bad_point_list_is_one_line_and_exit_2(monkeypatch, capsys, photo_folder, tmp_path):
     code, _, err = run(monkeypatch, capsys, "evaluate", photo_folder, "--points", "0,ten", "--methods", "gray",
                        "--out", tmp_path / "ev")

@@ -287,3 +287,14 @@ def test_a_training_checkpoint_colours_with_the_default_decoding(tmp_path, astro
     colorizer = Colorizer.from_pretrained(tmp_path / "last.safetensors")
     assert (colorizer.decode, colorizer.chroma_gain, colorizer.automatic_global) == ("regression", 1.0, "none")
     assert colorizer.colorize(astronaut[::4, ::4]).size == (128, 128)
+
+
+def test_a_decoding_with_a_gain_from_one_network_pass_equals_that_colorizer_alone(head_model_file, astronaut):
+    from dataclasses import replace
+
+    colorizer = Colorizer.from_pretrained(head_model_file)
+    decodings = [("regression", 0.38, 0.0, 1.4), ("blend", 0.5, 0.25, 0.7), ("blend", 0.5, 0.25)]
+    together = colorizer.predict_ab_decodings(astronaut, decodings)
+    for (decode, temperature, blend, *gain), ab in zip(decodings, together):
+        alone = replace(colorizer, decode=decode, temperature=temperature, blend=blend, chroma_gain=(gain or [1.0])[0])
+        assert torch.allclose(ab, alone.predict_ab(astronaut), atol=1e-4)

@@ -172,6 +172,8 @@ def test_nan_weights_write_no_picture(monkeypatch, capsys, gray_photo, tiny_mode
 @pytest.mark.parametrize("info, message", [
     ({"working_size": "big"}, "info.working_size must be a whole number from 16 to 1,024, got 'big'"),
     ({"decode": {"blend": "x"}}, "info.decode.blend must be a number from 0 to 1, got 'x'"),
+    ({"decode": {"gain": 4}}, "info.decode.gain must be a number from 0 to 3, got 4"),
+    ({"decode": {"gain": 0}}, "chroma gain must lie in (0, 3], got 0.0"),
     ({"decode": []}, "info.decode must be a JSON object"),
     ({"decode": {"method": "annealed"}}, "decode 'annealed' needs a model with a distribution head"),
     ({"automatic_global": 3}, "info.automatic_global must be a text"),

@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import color as skcolor
 from skimage import data as skdata
@@ -219,6 +220,19 @@ def test_flow_stabilised_colour_flickers_less_than_colouring_each_frame(colorize
     assert colour_distribution_consistency(steady) < colour_distribution_consistency(per_frame)
 
 
+def test_a_shot_palette_is_taken_from_the_colour_before_the_chroma_gain(monkeypatch, colorizer, astronaut_pan):
+    from dataclasses import replace
+
+    palettes = {}
+    for gain in (1.0, 2.0):
+        film = FilmColorizer(replace(colorizer, chroma_gain=gain), Steadiness(stabilise=False))
+        original = film._frame_colour
+        monkeypatch.setattr(film, "_frame_colour", lambda item, palette, original=original, gain=gain: (
+            palettes.setdefault(gain, palette), original(item, palette))[1])
+        list(film.frames(Frame(f) for f in astronaut_pan[:4]))
+    assert palettes[1.0] is not None and torch.allclose(palettes[1.0], palettes[2.0], atol=1e-6)
+
+
 def test_a_keyed_point_is_carried_along_a_pan(colorizer):
     frames = panned(skdata.astronaut(), 12, step=4, moving_object=False)
     keyed = keyed_hints_from_json({"frame": 0, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]})
@@ -316,6 +330,14 @@ def test_a_file_that_is_not_a_video_is_one_error_line(monkeypatch, capsys, tmp_p
     path.write_bytes(content)
     code, _, err = run(monkeypatch, capsys, "video", path, "-o", tmp_path / "out.mp4")
     assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_chroma_gain_out_of_range_is_one_error_line_and_no_output(monkeypatch, capsys, tmp_path, astronaut_pan):
+    write_video(tmp_path / "old.mp4", astronaut_pan[:2])
+    code, _, err = run(monkeypatch, capsys, "video", tmp_path / "old.mp4", "-o", tmp_path / "out.mp4",
+                       "--chroma-gain", "4")
+    assert_one_line_error(code, err, "chroma gain must lie in (0, 3], got 4.0")
     assert not (tmp_path / "out.mp4").exists()
 
 

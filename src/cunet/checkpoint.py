@@ -164,21 +164,29 @@ def _checked_metadata(file: TensorFile) -> dict:
     return metadata
 
 
+#: The largest chroma gain a model file or a user may ask for (`cunet.colorizer.check_decoding`).
+MAX_CHROMA_GAIN = 3.0
+
+
 def stored_info(path: str | os.PathLike, metadata: dict) -> dict:
     """How a model file says it should be run, each field checked: working size, decoding, automatic
     global hint (a checkpoint stores only its training crop; the rest takes the defaults)."""
     fields = Fields(metadata, str(path))
     if metadata.get("kind") == "checkpoint":
         crop = fields.section("extra").section("train_config").integer("crop", 16, 1024, default=128)
-        return {"working_size": crop, "decode": {"method": "regression", "temperature": 0.38, "blend": 0.5, "gain": 1.0},
-                "automatic_global": "none", "histogram_temperature": 1.0}
+        return {**run_settings(Fields({}, str(path))), "working_size": crop}
     info = fields.section("info")
+    return {**info.values, **run_settings(info)}
+
+
+def run_settings(info: Fields) -> dict:
+    """A weights file's `info` -> working size, decoding and automatic global hint, defaults filled in."""
     decode = info.section("decode")
-    return {**info.values, "working_size": info.integer("working_size", 16, 1024, default=128),
+    return {"working_size": info.integer("working_size", 16, 1024, default=128),
             "decode": {"method": decode.text("method", default="regression"),
                        "temperature": decode.number("temperature", 0, 1, default=0.38),
                        "blend": decode.number("blend", 0, 1, default=0.5),
-                       "gain": decode.number("gain", 0, 3, default=1.0)},  # 3 = colorizer.MAX_CHROMA_GAIN
+                       "gain": decode.number("gain", 0, MAX_CHROMA_GAIN, default=1.0)},
             "automatic_global": info.text("automatic_global", default="none"),
             "histogram_temperature": info.number("histogram_temperature", 0, 1, default=1.0)}
 

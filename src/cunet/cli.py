@@ -350,6 +350,8 @@ def video(
     size: Annotated[Optional[int], typer.Option(
         help=_with_default("Working size (short side, 16 to 1024 px).", "the model's training scale"))] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for the network (the join and the encoding run beside it).")] = 2,
+    chroma_gain: Annotated[Optional[float], typer.Option(help=_with_default(
+        "Colour strength (see colorize --help).", "the model's measured choice"))] = None,
     fps: Annotated[Optional[float], typer.Option(help=_with_default("Frame rate of a folder of frames.", "25"))] = None,
     cuts: Annotated[bool, typer.Option("--cuts/--no-cuts", help="Find shot cuts (each shot starts afresh).")] = True,
     palette: Annotated[bool, typer.Option("--palette/--no-palette", help="One palette per shot, from its first frames.")] = True,
@@ -398,7 +400,7 @@ def video(
                 _note(f"note: {hints}: frame {key.frame} is past the film's {film_source.frame_count} frames; ignored")
         torch.set_num_threads(threads)  # beside the writer thread's join: measured faster than threads - 1
         cv2.setNumThreads(1)
-        colorizer = Colorizer.from_pretrained(model)
+        colorizer = Colorizer.from_pretrained(model, chroma_gain=chroma_gain)
         histogram = colorizer.histogram_of(reference) if reference is not None else None
         film = FilmColorizer(colorizer, steadiness, keyed, histogram, size, join_threads=1)
         total = film_source.frame_count or None
@@ -468,8 +470,8 @@ def export(
     temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
     blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
     chroma_gain: Annotated[float, typer.Option(help=(
-        "Chroma gain stored with the weights: the decoded a*b* times this (measure first: "
-        "benchmarks/decoding_choice.py)."))] = 1.0,
+        "Chroma gain stored with the weights, in (0, 3]: the decoded a*b* times this (measure first: "
+        "benchmarks/decoding_choice.py). Like --decode, it replaces what a weights file in had stored."))] = 1.0,
     automatic_global: Annotated[str, typer.Option(help=(
         "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."))] = "none",
     histogram_temperature: Annotated[float, typer.Option(help=(

@@ -9,6 +9,7 @@ vivid); `decode` picks one or a blend, and `distribution` gives the per-pixel pr
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cunet.checkpoint import load_model, stored_info
+from cunet.checkpoint import MAX_CHROMA_GAIN, load_model, stored_info
 from cunet.color import denormalize_ab, fit_in_gamut, lab_to_rgb, rgb_to_lab, srgb_lightness
 from cunet.errors import CunetError
 from cunet.gamut import annealed_mean_of_head, bin_probabilities, in_gamut_bins, num_bins
@@ -101,13 +102,9 @@ class Suggestion:
         return {"color": self.color, "a": round(self.a, 2), "b": round(self.b, 2), "p": round(self.p, 4)}
 
 
-#: A chroma gain above this makes even modest network colours leave the gamut almost everywhere.
-MAX_CHROMA_GAIN = 3.0
-
-
 def check_decoding(decode: str, temperature: float, blend: float, has_head: bool, chroma_gain: float = 1.0) -> None:
     """The one rule for decoding settings: `Colorizer` applies it, and export before storing them."""
-    if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, (int, float)) or not 0 < chroma_gain <= MAX_CHROMA_GAIN:
+    if isinstance(chroma_gain, bool) or not isinstance(chroma_gain, numbers.Real) or not 0 < chroma_gain <= MAX_CHROMA_GAIN:
         raise CunetError(f"chroma gain must lie in (0, {MAX_CHROMA_GAIN:g}], got {chroma_gain!r}")
     if decode not in DECODINGS:
         raise CunetError(f"decode must be one of {', '.join(DECODINGS)}, got {decode!r}")
@@ -425,12 +422,18 @@ class Colorizer:
 
     @torch.no_grad()
     def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
-                   size: int | None = None) -> torch.Tensor:
+                   size: int | None = None, chroma_gain: float | None = None) -> torch.Tensor:
         """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says, with the
-        points filled in (`point_fill`)."""
+        points filled in (`point_fill`). `chroma_gain` replaces this colorizer's own (1: the colour
+        as decoded, what a histogram fed back to the network must be taken from)."""
         prepared, hints = self.prepare(image), hints or Hints()
         key = self._encoding_key(prepared, hints, size)
-        return self._filled(prepared, key, self._decoded(*self._run(prepared, hints, size, key)))
+        return self._filled(prepared, key, self._decoded(*self._run(prepared, hints, size, key),
+                                                         self._decoding(chroma_gain)))
+
+    def _decoding(self, chroma_gain: float | None = None) -> tuple[str, float, float, float]:
+        """This colorizer's (decode, temperature, blend, chroma gain), the gain replaced if given."""
+        return self.decode, self.temperature, self.blend, self.chroma_gain if chroma_gain is None else chroma_gain
 
     def _filled(self, prepared: PreparedPhoto, key: tuple, ab: torch.Tensor) -> torch.Tensor:
         """a*b* corrected towards the encoding key's points over their regions (`cunet.point_fill`), if
@@ -442,7 +445,7 @@ class Colorizer:
 
     @torch.no_grad()
     def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
-                         size: int | None = None) -> list[torch.Tensor]:
+                         size: int | None = None, chroma_gain: float | None = None) -> list[torch.Tensor]:
         """`predict_ab` for photos of one working shape, the same hints for each, in one network pass:
         what batch colouring runs (`cunet.batch`)."""
         hints = hints or Hints()
@@ -458,8 +461,10 @@ class Colorizer:
         if self.model.global_hint is not None:
             global_hint = torch.cat([self._global_hint(hints, prepared, size) for prepared in photos])
         regression, head_features = self.runtime.decode(features, global_hint)
+        decoding = self._decoding(chroma_gain)
         return [self._filled(prepared, key, self._decoded(
-                    denormalize_ab(regression[i:i + 1]), None if head_features is None else head_features[i:i + 1]))
+                    denormalize_ab(regression[i:i + 1]), None if head_features is None else head_features[i:i + 1],
+                    decoding))
                 for i, (prepared, key) in enumerate(zip(photos, keys))]
 
     @torch.no_grad()
@@ -468,8 +473,8 @@ class Colorizer:
         """`predict_ab` for each (decode, temperature, blend, chroma gain) of `decodings` from one
         network pass: what choosing the stored decoding compares (`benchmarks/decoding_choice.py`).
         A 3-tuple means no gain (1), whatever this colorizer's own is."""
-        for decoding in decodings:
-            check_decoding(*decoding, self.model.distribution is not None)
+        for decode, temperature, blend, *gain in decodings:
+            check_decoding(decode, temperature, blend, self.model.distribution is not None, *gain)
         prepared, hints = self.prepare(image), hints or Hints()
         key = self._encoding_key(prepared, hints, size)
         outputs = self._run(prepared, hints, size, key)
@@ -479,9 +484,9 @@ class Colorizer:
                  decoding: tuple | None = None) -> torch.Tensor:
         """The a*b* the user sees from the regression head and the distribution head's input, as
         `decoding` (decode, temperature, blend[, chroma gain]) says; by default this colorizer's own.
-        The gain scales the network's colour before the points' correction and the gamut fit, so
-        points keep their exact colour and nothing leaves the displayable range."""
-        decode, temperature, blend, *gain = decoding or (self.decode, self.temperature, self.blend, self.chroma_gain)
+        The gain scales the network's colour before the points' correction, so points keep their
+        exact (gamut-fitted) colour; colour pushed out of the gamut is clipped in the join."""
+        decode, temperature, blend, *gain = decoding or self._decoding()
         gain = gain[0] if gain else 1.0
         if decode == "regression":
             decoded = regression
@@ -627,8 +632,8 @@ class Colorizer:
         return gallery, torch.cat([orders[0][:1], orders[1][orders[1] != orders[0][0]]])
 
     def _gallery_query(self, prepared: PreparedPhoto, gallery, descriptor: str) -> torch.Tensor:
-        if descriptor == "predicted":  # the a*b* histogram of this model's own automatic colouring
-            return photo_histogram(self.predict_ab(prepared, size=gallery.working_size)[0])
+        if descriptor == "predicted":  # the a*b* histogram of this model's own automatic colouring, as decoded
+            return photo_histogram(self.predict_ab(prepared, size=gallery.working_size, chroma_gain=1.0)[0])
         return gallery.describe(self.model, prepared.working(gallery.working_size)[1], descriptor)
 
     @torch.no_grad()

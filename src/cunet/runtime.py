@@ -176,7 +176,8 @@ def write_onnx(model: CUNet, info: dict, path) -> None:
         "cunet.inputs": f"(B, {model.config.input_channels}, H, W), H and W multiples of 8: {channels}",
         "cunet.global_hint": (f"(B, {model.global_hint_size}): a*b* histogram over cunet.gamut.in_gamut_bins, "
                               "its flag, saturation, its flag" if model.global_hint_size else "unused"),
-        "cunet.ab": f"(B, 2, H, W) in [-1, 1]; multiply by {AB_SCALE:g} for a*, b*",
+        "cunet.ab": (f"(B, 2, H, W) in [-1, 1]; multiply by {AB_SCALE:g} for a*, b* (then by cunet.decode's gain, "
+                     "if any, as cunet does)"),
         "cunet.working_size": str(info.get("working_size", 128)),
         "cunet.model_config": json.dumps(model.config.to_dict()),
         "cunet.decode": json.dumps(info.get("decode", {"method": "regression"})),

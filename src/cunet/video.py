@@ -250,8 +250,9 @@ class FilmColorizer:
             yield from self._shot_frames(waiting, self._palette(waiting))
 
     def _palette(self, items: list[_Item]) -> torch.Tensor:
-        """A shot's global hint: the mean histogram of the network's automatic colours on its first frames."""
-        abs_ = self.colorizer.predict_ab_batch([item.prepared for item in items], Hints(), self.size)
+        """A shot's global hint: the mean histogram of the network's automatic colours on its first frames
+        (as decoded: the chroma gain acts once, on the frames' colour, not on the hint too)."""
+        abs_ = self.colorizer.predict_ab_batch([item.prepared for item in items], Hints(), self.size, chroma_gain=1.0)
         self.network_frames += len(items)
         histograms = torch.stack([photo_histogram(ab[0]) for ab in abs_])
         mean = histograms.mean(0)
