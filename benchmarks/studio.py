@@ -7,8 +7,11 @@ Reported: p50/p95 of the round trip, and the same for a saturation change (the c
 reused), for the full-resolution download, and for a stroke beside the same number of points. The
 whole run is made twice, against a server with bilinear and one with guided up-sampling (the
 default), and the ratios of the two are reported (measured in one run, on the same machine state).
+`--baseline-model M` adds a guided server with the weights M (an earlier default, say) and the
+bundled model's ratios to it, so that a new default's cost is a same-run ratio too.
 
     python benchmarks/studio.py --out benchmarks/results/studio.json
+    python benchmarks/studio.py --baseline-model models/v2-stage4.safetensors
 """
 
 from __future__ import annotations
@@ -41,22 +44,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/studio.json"))
     parser.add_argument("--updates", type=int, default=100)
+    parser.add_argument("--baseline-model", type=Path, default=None,
+                        help="also measure a guided server with these weights, and the bundled model's ratios to it")
     args = parser.parse_args()
+    if args.baseline_model is not None and not args.baseline_model.is_file():
+        raise SystemExit(f"error: --baseline-model {args.baseline_model}: no such file")
+    servers = {"bilinear": ["--upsample", "bilinear"], "guided": ["--upsample", "guided"]}
+    if args.baseline_model is not None:
+        servers["baseline_model"] = ["--upsample", "guided", "--model", str(args.baseline_model)]
     report = {}
-    for upsample in ("bilinear", "guided"):
+    for name, options in servers.items():
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         server = subprocess.Popen([sys.executable, "-c", "from cunet.cli import main; main()", "studio", "--port",
-                                   str(port), "--upsample", upsample], stdout=subprocess.DEVNULL)
+                                   str(port), *options], stdout=subprocess.DEVNULL)
         try:
-            report[upsample] = measure(port, args.updates)
+            report[name] = measure(port, args.updates)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    keys = ("point_move", "saturation_change", "full_resolution_download", "stroke_move")
     report["guided_over_bilinear"] = {
-        key: round(report["guided"][key]["p50_ms"] / report["bilinear"][key]["p50_ms"], 2)
-        for key in ("point_move", "saturation_change", "full_resolution_download", "stroke_move")}
+        key: round(report["guided"][key]["p50_ms"] / report["bilinear"][key]["p50_ms"], 2) for key in keys}
+    if args.baseline_model is not None:
+        report["baseline_model"]["model"] = str(args.baseline_model)
+        report["bundled_over_baseline_model"] = {
+            key: round(report["guided"][key]["p50_ms"] / report["baseline_model"][key]["p50_ms"], 2) for key in keys}
     write_atomic(args.out, lambda handle: handle.write(json.dumps(report, indent=2).encode() + b"\n"))
     print(json.dumps(report, indent=2))
 

@@ -82,13 +82,15 @@ def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
         wall_seconds = sum(times[-1] - times[0] for times in spans if len(times) > 1) or None
     wall = f", {wall_seconds / 3600:.2f} h wall-clock" if wall_seconds else ""
     sittings_text = f" in {len(starts)} resumed sittings" if len(starts) > 1 else ""
-    origin = f"from `{config['init_from']}`" if config.get("init_from") else "from scratch"
+    first = starts[0]["config"]  # a stage starts where its first sitting did; later sittings resume it
+    origin = f"from `{first['init_from']}`" if first.get("init_from") else "from scratch"
     schedule = f"schedule of {config['steps']:,} steps"
     first_steps = starts[0]["config"]["steps"]
     if first_steps != config["steps"]:
         stretched = next(r["step"] for r in starts if r["config"]["steps"] == config["steps"])
         schedule = f"schedule of {first_steps:,} steps, stretched to {config['steps']:,} at step {stretched:,}"
-    return (f"{index}. {origin}: {last['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
+    data = ", ".join(f"`{d}`" for d in data_sources(config))
+    return (f"{index}. {origin}, on {data}: {last['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
             f"with {config['warmup_steps']} warm-up steps and cosine decay ({schedule}, "
             f"seed {config['seed']}); {last['train_seconds'] / 3600:.2f} h inside training steps{wall}"
             f"{sittings_text}; final smoothed loss {last['loss']:.2f}.")
@@ -116,7 +118,9 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
     config = metadata["model_config"]
     info = metadata["info"]
     train_config = info["train_config"]
-    first_start = next(r for r in stages[0] if r["event"] == "start")
+    first_start = next(r for r in stages[-1] if r["event"] == "start")  # the data the model ended on
+    epochs = sum(last_train_record(log)["step"] * train_config["batch_size"]
+                 / next(r for r in log if r["event"] == "start")["photos"] for log in stages)
     parameters = sum(p.numel() for p in model.parameters())
     steps = sum(last_train_record(log)["step"] for log in stages)
     hours = sum(last_train_record(log)["train_seconds"] for log in stages) / 3600
@@ -132,9 +136,13 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
         f"- Runs at a working size of {info['working_size']} px (short side), the scale it was trained at; its "
         "a\\*b\\* is up-sampled and joined with the photo's full-resolution L\\*.",
         *([decoding_line(info)] if config.get("distribution_head") else []),
+        *(["- Automatic colouring's global hint: the photo's own a\\*b\\* histogram as the histogram head "
+           "predicts it from L\\* (`cunet fit-histogram-head`, the trunk frozen"
+           + (f"; sharpened, T = {info['histogram_temperature']:g}" if info.get("histogram_temperature", 1.0) != 1.0 else "")
+           + "); `--global none` turns it off."] if info.get("automatic_global") == "predicted" else []),
         "",
         "## Training",
-        f"- Data: the train split of {', '.join(f'`{d}`' for d in data_sources(train_config))} "
+        f"- Data{' (the last stage)' if len(stages) > 1 else ''}: the train split of {', '.join(f'`{d}`' for d in data_sources(train_config))} "
         f"({first_start['photos']:,} photos after dropping {first_start['dropped_gray']} near-gray ones)"
         + (": " + ", ".join(f"{name} {share:.0%}" for name, share in first_start["source_shares"].items())
            + " of the draws (`source_weights`)." if "source_shares" in first_start
@@ -150,7 +158,7 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
         + ", bf16 autocast, "
         "on this project's 2-core AMD EPYC CPU (no GPU).",
         f"- {len(stages)} stage{'s' if len(stages) > 1 else ''}, {steps:,} steps = {steps * train_config['batch_size']:,} crops "
-        f"(~{steps * train_config['batch_size'] / first_start['photos']:.0f} epochs), {hours:.2f} h inside training steps:",
+        f"(~{epochs:.0f} epochs), {hours:.2f} h inside training steps:",
         "",
         *(stage_line(i, log, wall) for i, (log, wall) in enumerate(zip(stages, wall_seconds or [None] * len(stages)), 1)),
         "",

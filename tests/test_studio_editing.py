@@ -293,9 +293,11 @@ def test_the_wheel_zooms_about_the_cursor_and_space_drag_pans(page, big_scan):
 @browser_only
 def test_a_20_step_drag_ends_on_the_preview_of_its_last_position(page, bw_photo):
     open_photo(page, bw_photo)
+    shown = ticket(page)
     click_at(page, 0.5, 0.5)
-    box = page.locator("#points circle").bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    wait_for_update(page, shown)  # the markers are drawn anew when the preview comes: grab the settled one
+    box = page.locator("#points").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # where the point was put
     answers = []
     page.on("response", lambda response: answers.append(response.status) if "/colorize" in response.url else None)
     page.mouse.move(x, y)

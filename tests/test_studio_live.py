@@ -200,9 +200,11 @@ def test_download_gives_the_full_resolution_png(page, bw_photo):
 @browser_only
 def test_dragging_a_point_moves_it_and_undo_brings_it_back(page, bw_photo, tmp_path):
     open_photo(page, bw_photo)
+    shown = ticket(page)
     click_at(page, 0.5, 0.5)
-    box = page.locator("#points circle").bounding_box()
-    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    wait_for_update(page, shown)  # the markers are drawn anew when the preview comes: grab the settled one
+    box = page.locator("#points").bounding_box()
+    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # where the point was put
     page.mouse.move(*start)
     page.mouse.down()
     page.mouse.move(start[0] + 60, start[1] + 30, steps=5)
