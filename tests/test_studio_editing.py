@@ -340,9 +340,15 @@ def test_variant_thumbnails_show_the_users_point_and_choosing_one_moves_nothing(
     page.locator("#variants button img").first.wait_for(timeout=60000)
     plain = page.get_attribute("#variants button img", "src")
     page.evaluate("document.getElementById('color').value = '#0030ff'")
+    shown = ticket(page)
     click_at(page, 0.5, 0.5)
+    # What the click brings above the panel (the point's preview and shown colour, the suggestions
+    # that replace their help text) changes the page's height: let it land before the layout is read.
+    wait_for_update(page, shown)
+    page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
     page.click("#show-variants")
     page.wait_for_function(f"document.querySelector('#variants button img').src !== {json.dumps(plain)}", timeout=60000)
+    page.wait_for_function("document.getElementById('busy').hidden", timeout=60000)
     layout = """() => [...document.querySelectorAll('#variants button')].map(b => [b.offsetLeft, b.offsetTop,
                                                                               b.offsetWidth, b.offsetHeight])"""
     before = page.evaluate(layout)  # positions in the page's layout: scrolling the panel to the click moves none
