@@ -41,9 +41,10 @@ def headline_line(report: dict) -> str:
     left face crops out averaged every source)."""
     headline = report.get("headline_sources", list(report["sources"]))
     left_out = [name for name in report["sources"] if name not in headline]
+    counts = {name: f"{name} {count}" for name, count in report["sources"].items()}
     return (f"Every figure is the headline: the macro average over {len(headline)} sources "
-            f"({', '.join(f'{name} {report['sources'][name]}' for name in headline)} photos; each weighs the same)"
-            + (f". Face crops ({', '.join(f'{name} {report['sources'][name]}' for name in left_out)} photos) gain far "
+            f"({', '.join(counts[name] for name in headline)} photos; each weighs the same)"
+            + (f". Face crops ({', '.join(counts[name] for name in left_out)} photos) gain far "
                "more from colour than anything else and are left out of it; they have their own row below."
                if left_out else "."))
 
@@ -88,7 +89,8 @@ def stage_line(index: int, log: list[dict], wall_seconds: float | None) -> str:
     first_steps = starts[0]["config"]["steps"]
     if first_steps != config["steps"]:
         stretched = next(r["step"] for r in starts if r["config"]["steps"] == config["steps"])
-        schedule = f"schedule of {first_steps:,} steps, stretched to {config['steps']:,} at step {stretched:,}"
+        change = "stretched" if config["steps"] > first_steps else "cut"
+        schedule = f"schedule of {first_steps:,} steps, {change} to {config['steps']:,} at step {stretched:,}"
     data = ", ".join(f"`{d}`" for d in data_sources(config))
     return (f"{index}. {origin}, on {data}: {last['step']:,} steps × batch {config['batch_size']}, AdamW lr {config['lr']} "
             f"with {config['warmup_steps']} warm-up steps and cosine decay ({schedule}, "
