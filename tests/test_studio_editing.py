@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.test_studio_live import (  # noqa: F401 (fixtures)
-    browser, browser_only, bw_photo, click_at, open_photo, open_studio_page, server, ticket, wait_for_update)
+    browser, browser_only, bw_photo, click_and_wait, click_at, open_photo, open_studio_page, server, ticket, wait_for_update)
 
 VIEWPORTS = {"desktop": (1280, 860), "phone": (390, 844)}
 
@@ -66,9 +66,7 @@ def test_a_hints_file_with_a_point_outside_the_photo_changes_nothing_and_says_wh
     text = page.text_content("#error-text")
     assert "bad.json" in text and "lies outside the 640x640 image" in text and "nothing was changed" in text
     assert page.locator("#points circle").count() == 1
-    shown = ticket(page)
-    click_at(page, 0.2, 0.2)  # editing goes on as before
-    wait_for_update(page, shown)
+    click_and_wait(page, 0.2, 0.2)  # editing goes on as before
     assert page.locator("#points circle").count() == 2
     page.click("#error-close")
     assert page.is_hidden("#error-banner")
@@ -293,9 +291,7 @@ def test_the_wheel_zooms_about_the_cursor_and_space_drag_pans(page, big_scan):
 @browser_only
 def test_a_20_step_drag_ends_on_the_preview_of_its_last_position(page, bw_photo):
     open_photo(page, bw_photo)
-    shown = ticket(page)
-    click_at(page, 0.5, 0.5)
-    wait_for_update(page, shown)  # the markers are drawn anew when the preview comes: grab the settled one
+    click_and_wait(page, 0.5, 0.5)  # the markers are drawn anew when the preview comes: grab the settled one
     box = page.locator("#points").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # where the point was put
     answers = []
@@ -340,11 +336,9 @@ def test_variant_thumbnails_show_the_users_point_and_choosing_one_moves_nothing(
     page.locator("#variants button img").first.wait_for(timeout=60000)
     plain = page.get_attribute("#variants button img", "src")
     page.evaluate("document.getElementById('color').value = '#0030ff'")
-    shown = ticket(page)
-    click_at(page, 0.5, 0.5)
     # What the click brings above the panel (the point's preview and shown colour, the suggestions
     # that replace their help text) changes the page's height: let it land before the layout is read.
-    wait_for_update(page, shown)
+    click_and_wait(page, 0.5, 0.5)
     page.locator("#suggestions button.swatch").first.wait_for(timeout=30000)
     page.click("#show-variants")
     page.wait_for_function(f"document.querySelector('#variants button img').src !== {json.dumps(plain)}", timeout=60000)

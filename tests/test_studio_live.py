@@ -157,14 +157,19 @@ def click_at(page, fx: float, fy: float) -> None:
     page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
 
 
+def click_and_wait(page, fx: float, fy: float) -> None:
+    """Click the photo and wait for the preview that answers it (the point markers are drawn anew then)."""
+    shown = ticket(page)
+    click_at(page, fx, fy)
+    wait_for_update(page, shown)
+
+
 @browser_only
 def test_a_red_point_turns_the_preview_red_around_it(page, bw_photo):
     open_photo(page, bw_photo)
     before = preview_pixels(page)
     page.evaluate("document.getElementById('color').value = '#ff0000'")
-    shown = ticket(page)
-    click_at(page, 0.45, 0.3)
-    wait_for_update(page, shown)
+    click_and_wait(page, 0.45, 0.3)
     after = preview_pixels(page)
     row, column = int(after.shape[0] * 0.3), int(after.shape[1] * 0.45)
     near_before, near_after = before[row - 4:row + 5, column - 4:column + 5], after[row - 4:row + 5, column - 4:column + 5]
@@ -200,9 +205,7 @@ def test_download_gives_the_full_resolution_png(page, bw_photo):
 @browser_only
 def test_dragging_a_point_moves_it_and_undo_brings_it_back(page, bw_photo, tmp_path):
     open_photo(page, bw_photo)
-    shown = ticket(page)
-    click_at(page, 0.5, 0.5)
-    wait_for_update(page, shown)  # the markers are drawn anew when the preview comes: grab the settled one
+    click_and_wait(page, 0.5, 0.5)  # the markers are drawn anew when the preview comes: grab the settled one
     box = page.locator("#points").bounding_box()
     start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # where the point was put
     page.mouse.move(*start)
@@ -238,9 +241,7 @@ def test_selecting_and_deleting_a_point(page, bw_photo):
 def test_a_screenshot_of_the_page_at_work(page, bw_photo, tmp_path):
     open_photo(page, bw_photo)
     page.evaluate("document.getElementById('color').value = '#2060d0'")
-    shown = ticket(page)
-    click_at(page, 0.5, 0.8)
-    wait_for_update(page, shown)
+    click_and_wait(page, 0.5, 0.8)
     page.click("#show-variants")
     page.wait_for_selector(".variants img", timeout=60000)
     page.check("#tool-brush")
@@ -388,9 +389,7 @@ def test_a_point_marker_shows_the_colour_the_point_can_produce_there(page, tmp_p
     Image.fromarray(np.full((200, 300), 235, np.uint8)).save(light)  # L* about 93: no deep red exists there
     open_photo(page, light)
     page.evaluate("document.getElementById('color').value = '#c01010'")
-    shown = ticket(page)
-    click_at(page, 0.5, 0.5)
-    wait_for_update(page, shown)
+    click_and_wait(page, 0.5, 0.5)
     fill = page.get_attribute("#points circle", "fill")
     assert fill != "#c01010"
     red, green, blue = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
