@@ -1,5 +1,7 @@
 """Figures for edge-aware colour (issue 20): point and stroke edits before and after, and full-resolution
-crops of bilinear beside guided up-sampling, on real black-and-white photos.
+crops of bilinear beside guided up-sampling, on real black-and-white photos; and, for a model whose
+automatic colouring has a predicted palette or a chroma gain, the same edits with both kept everywhere
+beside the default, where the hints take over from them (`Colorizer.hints_lead`).
 
 "Before" is the old pipeline (bilinear up-sampling, the network's own answer to the hints); "after"
 is today's default (guided up-sampling, points filled over their regions). Each row: the photo with
@@ -11,6 +13,7 @@ the hints drawn, before, after, and a crop of both around the first hint.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,18 @@ def main() -> None:
                                  [f"{name} {box} (full resolution)", "bilinear", "guided"], ROW_HEIGHT))
     stacked(rows).save(args.out_dir / "upsampling_crops.png")
     print(f"wrote {args.out_dir / 'point_edits.png'} and {args.out_dir / 'upsampling_crops.png'}")
+    if colorizer.automatic_global == "predicted" or colorizer.chroma_gain != 1.0:
+        rows = []
+        for name, title, points, strokes in CASES:
+            photo = Image.open(args.bw_photos / name).convert("L")
+            hints = hints_of(points, strokes)
+            kept = replace(colorizer, hints_lead=False).colorize(photo, hints)
+            rows.append(labelled_row([drawn(photo, points, strokes), colorizer.colorize(photo), kept,
+                                      colorizer.colorize(photo, hints)],
+                                     [f"{name}: {title}", "automatic", "palette and gain kept", "hints lead (default)"],
+                                     ROW_HEIGHT))
+        stacked(rows).save(args.out_dir / "hints_lead.jpg", quality=88)  # a photo sheet: a tenth of the PNG
+        print(f"wrote {args.out_dir / 'hints_lead.jpg'}")
 
 
 if __name__ == "__main__":

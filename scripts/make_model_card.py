@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from cunet.checkpoint import load_model
-from cunet.colorizer import bundled_weights
+from cunet.colorizer import HINTS_FOR_FULL_WAY, bundled_weights
 from cunet.io import write_atomic
 from cunet.train import read_log
 
@@ -142,6 +142,10 @@ def card(stages: list[list[dict]], report: dict, weights: Path,
            "predicts it from L\\* (`cunet fit-histogram-head`, the trunk frozen"
            + (f"; sharpened, T = {info['histogram_temperature']:g}" if info.get("histogram_temperature", 1.0) != 1.0 else "")
            + "); `--global none` turns it off."] if info.get("automatic_global") == "predicted" else []),
+        *([f"- Points and strokes take over from the automatic palette and the chroma gain: fully in their "
+           f"regions (the point fill's edge-aware reach) and, by their count, everywhere, fully at "
+           f"{HINTS_FOR_FULL_WAY} of them (`Colorizer.hints_lead`; docs/v3.md, section 8)."]
+          if info.get("automatic_global") == "predicted" or info.get("decode", {}).get("gain", 1.0) != 1.0 else []),
         "",
         "## Training",
         f"- Data{' (the last stage)' if len(stages) > 1 else ''}: the train split of {', '.join(f'`{d}`' for d in data_sources(train_config))} "

@@ -6,9 +6,11 @@ import torch
 from PIL import Image
 
 from cunet.checkpoint import load_model
-from cunet.colorizer import Colorizer
+from cunet.colorizer import HINTS_FOR_FULL_WAY, Colorizer
 from cunet.errors import CunetError
 from cunet.evaluate import evaluate, evaluation_set
+from cunet.gamut import num_bins
+from cunet.hints import Hints, PointHint
 from cunet.model import CUNet, CUNetConfig, HistogramHead
 from cunet.train_histogram import cross_entropy, fit_histogram_head, with_histogram_head
 
@@ -172,3 +174,111 @@ def test_the_stored_histogram_temperature_sharpens_the_predicted_hint(tiny_model
     assert torch.allclose(sharp.predicted_histogram(astronaut), sharpened(plain.predicted_histogram(astronaut), 0.5))
     with pytest.raises(CunetError, match="histogram temperature must lie in"):
         Colorizer.from_pretrained(tmp_path / "sharp.safetensors", histogram_temperature=0.0)
+
+
+def two_halves(height=64, width=128):
+    """A dark left half and a bright right half: one strong L* edge down the middle."""
+    pixels = np.full((height, width), 200, np.uint8)
+    pixels[:, : width // 2] = 50
+    return pixels
+
+
+def reach_of(colorizer, photo, point):
+    from cunet.point_fill import hint_reach
+
+    prepared = colorizer.prepare(photo)
+    key = colorizer._encoding_key(prepared, Hints(points=(point,)), None)
+    shape = prepared.working(colorizer.working_size)[0]
+    return hint_reach(list(key[2]), shape, *prepared.fill_transforms(colorizer.working_size))[0, 0]
+
+
+def headed_colorizer(**options):
+    """The bundled model (whose global-hint branch was trained, so a palette changes the colour) with
+    a histogram head added (the same one on every call), at working size 64."""
+    torch.manual_seed(0)
+    return Colorizer(with_histogram_head(Colorizer.from_pretrained().model), 64, **options)
+
+
+def test_in_a_points_region_the_automatic_palette_gives_way_and_across_an_edge_it_keeps_most_of_its_say():
+    photo, point = two_halves(), PointHint.from_rgb(20, 32, (32, 96, 192))
+    paletted = headed_colorizer(automatic_global="predicted")
+    reach = reach_of(paletted, photo, point)
+    inside, outside = reach == 1, reach == 0
+    assert bool(inside[:, :60].all()) and bool(outside[:, 68:].all())
+    ab = paletted.predict_ab(photo, Hints(points=(point,)))[0]
+    no_palette = headed_colorizer().predict_ab(photo, Hints(points=(point,)))[0]
+    palette_everywhere = headed_colorizer(automatic_global="predicted",
+                                          hints_lead=False).predict_ab(photo, Hints(points=(point,)))[0]
+    assert not torch.allclose(no_palette[:, outside], palette_everywhere[:, outside], atol=0.5)
+    assert torch.allclose(ab[:, inside], no_palette[:, inside], atol=1e-4)
+    share = 1 / HINTS_FOR_FULL_WAY  # one point of the count at which the palette has gone everywhere
+    assert torch.allclose(ab[:, outside], torch.lerp(palette_everywhere, no_palette, share)[:, outside], atol=1e-4)
+
+
+def test_in_a_points_region_the_chroma_gain_fades_to_one():
+    photo, point = two_halves(), PointHint.from_rgb(20, 32, (32, 96, 192))
+    strong = headed_colorizer(chroma_gain=1.5)
+    reach = reach_of(strong, photo, point)
+    inside, outside = reach == 1, reach == 0
+    ab = strong.predict_ab(photo, Hints(points=(point,)))[0]
+    plain = headed_colorizer().predict_ab(photo, Hints(points=(point,)))[0]
+    assert torch.allclose(ab[:, inside], plain[:, inside], atol=1e-4)
+    share = 1 / HINTS_FOR_FULL_WAY
+    assert torch.allclose(ab[:, outside], plain[:, outside] * (1.5 - 0.5 * share), atol=1e-4)
+
+
+def test_with_enough_hints_the_palette_and_gain_give_way_everywhere():
+    photo = two_halves()
+    points = tuple(PointHint.from_rgb(4 + 5 * i, 32, (32, 96, 192)) for i in range(HINTS_FOR_FULL_WAY))
+    vivid = headed_colorizer(automatic_global="predicted", chroma_gain=1.4).predict_ab(photo, Hints(points=points))
+    assert torch.allclose(vivid, headed_colorizer().predict_ab(photo, Hints(points=points)), atol=1e-4)
+
+
+def test_batch_colouring_with_points_and_the_palette_equals_colouring_one_by_one():
+    colorizer = headed_colorizer(automatic_global="predicted", chroma_gain=1.3)
+    hints = Hints(points=(PointHint.from_rgb(20, 32, (192, 48, 32)),))
+    photos = [colorizer.prepare(two_halves()), colorizer.prepare(two_halves()[:, ::-1].copy())]
+    for prepared, ab in zip(photos, colorizer.predict_ab_batch(photos, hints)):
+        assert torch.allclose(ab, colorizer.predict_ab(colorizer.prepare(prepared.photo), hints), atol=1e-4)
+
+
+def test_the_count_at_which_hints_take_over_is_a_whole_number():
+    with pytest.raises(CunetError, match="hints_for_full_way must be a whole number"):
+        headed_colorizer(hints_for_full_way=0)
+    with pytest.raises(CunetError, match="hints_for_full_way must be a whole number"):
+        headed_colorizer(hints_for_full_way=2.5)
+    with pytest.raises(CunetError, match="hints_for_full_way must be a whole number"):
+        headed_colorizer(hints_for_full_way=True)
+
+
+def test_a_given_histogram_is_not_the_automatic_palette_only_the_gain_gives_way():
+    photo, point = two_halves(), PointHint.from_rgb(20, 32, (32, 96, 192))
+    given = torch.zeros(num_bins())
+    given[5] = 1.0
+    hints = Hints(points=(point,), histogram=given)
+    strong = headed_colorizer(automatic_global="predicted", chroma_gain=1.5)
+    inside = reach_of(strong, photo, point) == 1
+    ab = strong.predict_ab(photo, hints)[0]
+    plain = headed_colorizer(automatic_global="predicted").predict_ab(photo, hints)[0]
+    assert torch.allclose(ab[:, inside], plain[:, inside], atol=1e-4)
+
+
+def test_a_stroke_alone_takes_over_its_region_from_the_palette():
+    from cunet.hints import StrokeHint
+
+    photo = two_halves()
+    hints = Hints(strokes=(StrokeHint.from_rgb([(10, 20), (30, 40)], (32, 96, 192), 3),))
+    ab = headed_colorizer(automatic_global="predicted").predict_ab(photo, hints)[0]
+    no_palette = headed_colorizer().predict_ab(photo, hints)[0]
+    assert torch.allclose(ab[:, :, :40], no_palette[:, :, :40], atol=1e-4)
+    assert not torch.allclose(ab[:, :, 80:], no_palette[:, :, 80:], atol=1e-3)
+
+
+def test_suggestions_inside_a_points_region_read_the_colouring_without_the_palette():
+    photo, point = two_halves(), PointHint.from_rgb(20, 32, (32, 96, 192))
+    paletted = headed_colorizer(automatic_global="predicted")
+    inside = reach_of(paletted, photo, point) == 1
+    chances = paletted.distribution(photo, Hints(points=(point,)))
+    plain = headed_colorizer().distribution(photo, Hints(points=(point,)))
+    assert torch.allclose(chances[:, inside], plain[:, inside], atol=1e-5)
+    assert torch.allclose(chances.sum(0), torch.ones(chances.shape[1:]), atol=1e-4)

@@ -160,3 +160,16 @@ def test_an_endless_stroke_is_an_error_naming_the_stroke_not_a_traceback(astrona
     stroke = StrokeHint.from_rgb([(-1e308, 0), (1e308, 0)], "#f00")
     with pytest.raises(CunetError, match="stroke 1 leaves the 512x512 image"):
         colorizer.predict_ab(astronaut, Hints(strokes=(stroke,)))
+
+
+def test_a_points_reach_is_the_weight_its_correction_gets():
+    from cunet.point_fill import hint_reach
+
+    lightness = torch.full((1, 1, 48, 96), 80.0)
+    lightness[..., :48] = 25.0
+    point = PointHint(20.0, 24.0, 1.0, 0.0, 3)
+    transforms = fill_transform(lightness), fill_transform(torch.zeros(1, 1, 48, 96))
+    corrected = fill_points(torch.zeros(1, 2, 48, 96), [point], *transforms)
+    reach = hint_reach([point], (48, 96), *transforms)
+    assert torch.allclose(corrected[:, :1], reach, atol=1e-5)
+    assert float(reach[..., :40].min()) == 1.0 and float(reach[..., 56:].max()) == 0.0

@@ -29,7 +29,7 @@ from cunet.hints import (MAX_HINT_PATCHES, Hints, PointHint, encode_global_hint,
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
-from cunet.point_fill import fill_points, fill_transform
+from cunet.point_fill import fill_points, fill_transform, hint_reach
 from cunet.propagation import DomainTransform
 from cunet.runtime import check_backend, make_runtime
 from cunet.upsample import DEFAULT_UPSAMPLER, check_upsampler, guide_shape, guided_coefficients
@@ -55,6 +55,12 @@ VARIANT_POOL = 64
 #: Without a distribution head, suggestions pool the colour histograms of this many nearest gallery photos.
 SUGGESTION_MATCHES = 16
 
+
+#: With this many points and strokes the automatic palette and chroma gain have given way everywhere,
+#: not only in the hints' regions (`Colorizer.hints_lead`); fewer take a share of the way. Measured
+#: (benchmarks/hints_lead.py, docs/v3.md section 8): of 1, 5 and 10, the largest whose 10- and 50-point
+#: PSNR is no lower than the previous default's, so that a first click changes the rest of the photo least.
+HINTS_FOR_FULL_WAY = 10
 
 #: A point whose colour moves more than this (a*b* units) to fit the gamut at its lightness is reported.
 MOVED_NOTE = 10.0
@@ -199,6 +205,27 @@ def _fitted(points, lightness: torch.Tensor) -> tuple[PointHint, ...]:
     return tuple(PointHint(p.x, p.y, a, b, p.size, p.strength, p.picked) for p, (a, b) in zip(points, fitted.tolist()))
 
 
+@dataclass(frozen=True)
+class NetworkOutputs:
+    """One photo's network outputs at the working shape, what `Colorizer._decoded` turns into a*b*.
+
+    `regression` (1, 2, h, w) and `head_features` (the distribution head's input, or None) are the
+    outputs under the photo's global hint. Where the user's points or strokes speak, `reach` (1, 1, h, w)
+    says how much (`Colorizer._reach`): there the chroma gain fades to 1 and, if the global hint was
+    the automatic palette, `no_palette` holds the outputs without it, which take over. With enough
+    hints to take over everywhere the network runs without the palette alone (`no_palette` None)."""
+
+    regression: torch.Tensor
+    head_features: torch.Tensor | None
+    reach: torch.Tensor | None = None
+    no_palette: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+
+def _has_gain(decodings) -> bool:
+    """Whether any (decode, temperature, blend[, chroma gain]) carries a gain other than 1."""
+    return any(len(decoding) > 3 and decoding[3] != 1.0 for decoding in decodings)
+
+
 def _photo_tensor(photo: Photo) -> torch.Tensor:
     return torch.from_numpy(photo.rgb).permute(2, 0, 1)[None]
 
@@ -281,6 +308,11 @@ class Colorizer:
     upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
     point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
     chroma_gain: float = 1.0  # the decoded a*b* times this: the plainest lever for more (or less) colour
+    #: The automatic palette and the chroma gain (above or below 1) give way to points and strokes over
+    #: their regions and, in proportion to their count, everywhere, fully at `hints_for_full_way` of them
+    #: (`NetworkOutputs`); False keeps them everywhere (for comparison: benchmarks/hints_lead.py).
+    hints_lead: bool = True
+    hints_for_full_way: int = HINTS_FOR_FULL_WAY
     name: str = "the model"  # what messages call it: its file, when it came from one
 
     def __post_init__(self) -> None:
@@ -290,6 +322,9 @@ class Colorizer:
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
         self.upsample = check_upsampler(self.upsample)
+        full_way = self.hints_for_full_way
+        if isinstance(full_way, bool) or not isinstance(full_way, numbers.Integral) or full_way < 1:
+            raise CunetError(f"hints_for_full_way must be a whole number of hints, 1 or more; got {full_way!r}")
         self._runtime = None
         if self.model.config.global_bins not in (0, num_bins()):
             raise CunetError(f"this model's global hint has {self.model.config.global_bins} bins; "
@@ -428,8 +463,8 @@ class Colorizer:
         as decoded, what a histogram fed back to the network must be taken from)."""
         prepared, hints = self.prepare(image), hints or Hints()
         key = self._encoding_key(prepared, hints, size)
-        return self._filled(prepared, key, self._decoded(*self._run(prepared, hints, size, key),
-                                                         self._decoding(chroma_gain)))
+        decoding = self._decoding(chroma_gain)
+        return self._filled(prepared, key, self._decoded(self._run(prepared, hints, size, key, [decoding]), decoding))
 
     def _decoding(self, chroma_gain: float | None = None) -> tuple[str, float, float, float]:
         """This colorizer's (decode, temperature, blend, chroma gain), the gain replaced if given."""
@@ -457,14 +492,24 @@ class Colorizer:
         if self.automatic_global == "predicted" and not hints.has_local():  # the batch's encoding is the point-free one
             for prepared, key, histogram in zip(photos, keys, self._histograms_of(features)):
                 prepared._predicted.setdefault(key, histogram)
+        gives_way = self._palette_gives_way(hints, keys[0])
+        full_way = gives_way and self._full_way(hints)  # the palette has no say anywhere: no pass with it
         global_hint = None
         if self.model.global_hint is not None:
-            global_hint = torch.cat([self._global_hint(hints, prepared, size) for prepared in photos])
-        regression, head_features = self.runtime.decode(features, global_hint)
+            global_hint = (self._plain_hint(hints).repeat(len(photos), 1) if full_way else
+                           torch.cat([self._global_hint(hints, prepared, size) for prepared in photos]))
+        batch = self.runtime.decode(features, global_hint)
+        plain = (self.runtime.decode(features, self._plain_hint(hints).repeat(len(photos), 1))
+                 if gives_way and not full_way else None)
+
+        def one(outputs, i):
+            return denormalize_ab(outputs[0][i:i + 1]), None if outputs[1] is None else outputs[1][i:i + 1]
+
         decoding = self._decoding(chroma_gain)
-        return [self._filled(prepared, key, self._decoded(
-                    denormalize_ab(regression[i:i + 1]), None if head_features is None else head_features[i:i + 1],
-                    decoding))
+        needs_reach = gives_way or _has_gain([decoding])
+        return [self._filled(prepared, key, self._decoded(NetworkOutputs(
+                    *one(batch, i), self._reach(prepared, key, hints) if needs_reach else None,
+                    None if plain is None else one(plain, i)), decoding))
                 for i, (prepared, key) in enumerate(zip(photos, keys))]
 
     @torch.no_grad()
@@ -477,24 +522,60 @@ class Colorizer:
             check_decoding(decode, temperature, blend, self.model.distribution is not None, *gain)
         prepared, hints = self.prepare(image), hints or Hints()
         key = self._encoding_key(prepared, hints, size)
-        outputs = self._run(prepared, hints, size, key)
-        return [self._filled(prepared, key, self._decoded(*outputs, decoding)) for decoding in decodings]
+        outputs = self._run(prepared, hints, size, key, decodings)
+        return [self._filled(prepared, key, self._decoded(outputs, decoding)) for decoding in decodings]
 
-    def _decoded(self, regression: torch.Tensor, head_features: torch.Tensor | None,
-                 decoding: tuple | None = None) -> torch.Tensor:
-        """The a*b* the user sees from the regression head and the distribution head's input, as
-        `decoding` (decode, temperature, blend[, chroma gain]) says; by default this colorizer's own.
+    def _decoded(self, outputs: NetworkOutputs, decoding: tuple | None = None) -> torch.Tensor:
+        """The a*b* the user sees from the network's outputs, as `decoding` (decode, temperature,
+        blend[, chroma gain]) says; by default this colorizer's own. Where hints speak (`outputs.reach`)
+        the outputs without the automatic palette take over and the gain fades to 1: a point's region
+        gets the network's answer to the point, not a palette or a gain tuned for automatic colour.
         The gain scales the network's colour before the points' correction, so points keep their
         exact (gamut-fitted) colour; colour pushed out of the gamut is clipped in the join."""
         decode, temperature, blend, *gain = decoding or self._decoding()
         gain = gain[0] if gain else 1.0
-        if decode == "regression":
-            decoded = regression
-        else:
+
+        def decoded(regression, head_features):
+            if decode == "regression":
+                return regression
             head = self.model.distribution
             annealed = annealed_mean_of_head(head_features, head.weight.detach(), head.bias.detach(), temperature)
-            decoded = annealed if decode == "annealed" else blend * annealed + (1 - blend) * regression
-        return self._finite(decoded if gain == 1.0 else decoded * gain)
+            return annealed if decode == "annealed" else blend * annealed + (1 - blend) * regression
+
+        ab = decoded(outputs.regression, outputs.head_features)
+        reach = outputs.reach
+        if reach is None:
+            return self._finite(ab if gain == 1.0 else ab * gain)
+        if outputs.no_palette is not None:
+            ab = torch.lerp(ab, decoded(*outputs.no_palette), reach)
+        return self._finite(ab if gain == 1.0 else ab * (gain + (1.0 - gain) * reach))
+
+    def _reach(self, prepared: PreparedPhoto, key: tuple, hints: Hints) -> torch.Tensor | None:
+        """How much the user's hints speak for each pixel (1, 1, h, w), if hints lead: each point's or
+        stroke's own region (`cunet.point_fill.hint_reach`; the network sees every point at full
+        strength, so a point's `strength` does not narrow it), and everywhere at least the hints'
+        count over `hints_for_full_way`."""
+        _, working, scaled = key
+        if not self.hints_lead or not scaled:
+            return None
+        shape = prepared.working(working)[0]
+        if self._full_way(hints):
+            return torch.ones(1, 1, *shape)
+        floor = (len(hints.points) + len(hints.strokes)) / self.hints_for_full_way
+        return hint_reach(list(scaled), shape, *prepared.fill_transforms(working)).clamp_min(floor)
+
+    def _full_way(self, hints: Hints) -> bool:
+        """Whether the hints are enough to take over everywhere (`hints_for_full_way`)."""
+        return self.hints_lead and len(hints.points) + len(hints.strokes) >= self.hints_for_full_way
+
+    def _palette_gives_way(self, hints: Hints, key: tuple) -> bool:
+        """Whether the global hint is the automatic palette and the key's points take over from it."""
+        return (self.hints_lead and bool(key[2]) and self.automatic_global == "predicted"
+                and self.model.global_hint is not None and hints.histogram is None and hints.reference is None)
+
+    def _plain_hint(self, hints: Hints) -> torch.Tensor:
+        """The (1, Q + 3) global hint with no histogram (the saturation, if given)."""
+        return encode_global_hint(None, hints.saturation)[None]
 
     def _finite(self, values: torch.Tensor) -> torch.Tensor:
         """`values`, or a CunetError if the network gave NaN or Inf: weights that passed every check
@@ -509,10 +590,17 @@ class Colorizer:
         at the working shape: what colour suggestions read. Needs a distribution head."""
         if self.model.distribution is None:
             raise CunetError("this model has no distribution head (train with distribution_head = true)")
-        _, head_features = self._run(self.prepare(image), hints or Hints(), size)
+        outputs = self._run(self.prepare(image), hints or Hints(), size)
         head = self.model.distribution
-        logits = head(head_features.to(head.weight.device, head.weight.dtype)).float().cpu()
-        return self._finite(bin_probabilities(logits[0]).movedim(-1, 0))
+
+        def probabilities(head_features):
+            logits = head(head_features.to(head.weight.device, head.weight.dtype)).float().cpu()
+            return bin_probabilities(logits[0]).movedim(-1, 0)
+
+        chances = probabilities(outputs.head_features)
+        if outputs.no_palette is not None:  # where the hints lead, the colouring the user sees has no palette
+            chances = torch.lerp(chances, probabilities(outputs.no_palette[1]), outputs.reach[0])
+        return self._finite(chances)
 
     def check_hints(self, image: ImageInput | PreparedPhoto, hints: Hints, size: int | None = None) -> None:
         """Whether `hints` can colour this photo (points and strokes inside it, the patch cap), without
@@ -597,18 +685,26 @@ class Colorizer:
         return self.model.predict_histogram(c4).cpu()
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None,
-             key: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(regression a*b* (1, 2, h, w), the distribution head's input (1, C, h, w) or None) at the
-        working shape; the photo's last encoding (conv1-4) is reused when only the global hint changed.
-        `key`: the `_encoding_key`, when the caller has it."""
+             key: tuple | None = None, decodings: list[tuple] = ()) -> NetworkOutputs:
+        """The network's outputs at the working shape; the photo's last encoding (conv1-4) is reused
+        when only the global hint changed. `key`: the `_encoding_key`, when the caller has it;
+        `decodings`: those the outputs are for (the hints' reach is needed only under a gain or the palette)."""
         key = self._encoding_key(prepared, hints, size) if key is None else key
         if prepared._encoded is not None and prepared._encoded[0] == key:
             features = prepared._encoded[1]
         else:
             features = self.runtime.encode(self._network_input(prepared, key))
             prepared._encoded = (key, features)
-        predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size))
-        return denormalize_ab(predicted), head_features
+        no_palette, gives_way = None, self._palette_gives_way(hints, key)
+        if gives_way and self._full_way(hints):  # the palette has no say anywhere: one pass without it
+            predicted, head_features = self.runtime.decode(features, self._plain_hint(hints))
+        else:
+            predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size))
+            if gives_way:
+                plain, plain_features = self.runtime.decode(features, self._plain_hint(hints))
+                no_palette = denormalize_ab(plain), plain_features
+        reach = self._reach(prepared, key, hints) if gives_way or _has_gain(decodings) else None
+        return NetworkOutputs(denormalize_ab(predicted), head_features, reach, no_palette)
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
         """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then one typical

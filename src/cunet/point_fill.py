@@ -53,6 +53,26 @@ def point_maps(points: list[PointHint], shape: tuple[int, int]) -> torch.Tensor:
     return maps
 
 
+def _share_weight(mass: torch.Tensor, mask: torch.Tensor, flat: DomainTransform | None) -> torch.Tensor:
+    """0..1 per pixel from a spread mask's mass against an open flat photo's (FULL_SHARE / NONE_SHARE)."""
+    reference = (flat or fill_transform(torch.zeros(1, 1, *mask.shape[-2:])))(mask)[:, :1].clamp_min(1e-12)
+    share = (mass / reference).clamp_min(1e-12)
+    low, high = torch.log10(torch.tensor(NONE_SHARE)), torch.log10(torch.tensor(FULL_SHARE))
+    return ((share.log10() - low) / (high - low)).clamp(0, 1)
+
+
+def hint_reach(points: list[PointHint], shape: tuple[int, int], transform: DomainTransform,
+               flat: DomainTransform | None = None) -> torch.Tensor:
+    """(1, 1, h, w) in 0..1: how much the points (in working-size pixels) speak for each pixel, the
+    weight `fill_points` gives their correction there: 1 on their patches and in their regions,
+    0 across strong L* edges and far away. What the automatic palette and the chroma gain give way to."""
+    mask = point_maps(points, shape)[:, 3:4]
+    if not points:
+        return mask
+    mass = transform(mask)[:, :1].clamp_min(0)
+    return torch.where(mask > 0, torch.ones_like(mask), _share_weight(mass, mask, flat))
+
+
 def fill_points(ab: torch.Tensor, points: list[PointHint], transform: DomainTransform,
                 flat: DomainTransform | None = None) -> torch.Tensor:
     """The network's a*b* (1, 2, h, w) corrected towards `points` (in working-size pixels).
@@ -68,10 +88,7 @@ def fill_points(ab: torch.Tensor, points: list[PointHint], transform: DomainTran
     miss = (asked - ab.float()) * strength * mask
     spread = transform(torch.cat([miss, mask], dim=1))
     mass = spread[:, 2:3].clamp_min(0)
-    reference = (flat or fill_transform(torch.zeros(1, 1, *shape)))(mask)[:, :1].clamp_min(1e-12)
-    share = (mass / reference).clamp_min(1e-12)
-    low, high = torch.log10(torch.tensor(NONE_SHARE)), torch.log10(torch.tensor(FULL_SHARE))
-    weight = ((share.log10() - low) / (high - low)).clamp(0, 1)
+    weight = _share_weight(mass, mask, flat)
     correction = torch.where(mass > 1e-12, spread[:, :2] / mass.clamp_min(1e-12), torch.zeros_like(miss))
     corrected = ab.float() + weight * correction
     on_patch = ab.float() + miss  # exactly the asked colour, times the strength
