@@ -282,3 +282,17 @@ def test_suggestions_inside_a_points_region_read_the_colouring_without_the_palet
     plain = headed_colorizer().distribution(photo, Hints(points=(point,)))
     assert torch.allclose(chances[:, inside], plain[:, inside], atol=1e-5)
     assert torch.allclose(chances.sum(0), torch.ones(chances.shape[1:]), atol=1e-4)
+
+
+def test_an_automatic_palette_passed_in_colours_as_a_histogram_and_gives_way_to_points():
+    photo, point = two_halves(), PointHint.from_rgb(20, 32, (32, 96, 192))
+    colorizer = headed_colorizer()
+    palette = torch.zeros(num_bins())
+    palette[40] = 1.0
+    assert torch.equal(colorizer.predict_ab(photo, palette=palette), colorizer.predict_ab(photo, Hints(histogram=palette)))
+    inside = reach_of(colorizer, photo, point) == 1
+    with_points = colorizer.predict_ab(photo, Hints(points=(point,)), palette=palette)[0]
+    no_palette = colorizer.predict_ab(photo, Hints(points=(point,)))[0]
+    kept = colorizer.predict_ab(photo, Hints(points=(point,), histogram=palette))[0]
+    assert torch.allclose(with_points[:, inside], no_palette[:, inside], atol=1e-4)
+    assert not torch.allclose(kept[:, inside], no_palette[:, inside], atol=0.5)

@@ -457,14 +457,18 @@ class Colorizer:
 
     @torch.no_grad()
     def predict_ab(self, image: ImageInput | PreparedPhoto, hints: Hints | None = None,
-                   size: int | None = None, chroma_gain: float | None = None) -> torch.Tensor:
+                   size: int | None = None, chroma_gain: float | None = None,
+                   palette: torch.Tensor | None = None) -> torch.Tensor:
         """The network's a*b* (1, 2, h, w) at the working shape, decoded as `decode` says, with the
         points filled in (`point_fill`). `chroma_gain` replaces this colorizer's own (1: the colour
-        as decoded, what a histogram fed back to the network must be taken from)."""
+        as decoded, what a histogram fed back to the network must be taken from). `palette`: an
+        automatic global hint (Q,) in place of the predicted histogram — a film's shot palette, made
+        from its own automatic colours —, which gives way to the hints as the predicted one does."""
         prepared, hints = self.prepare(image), hints or Hints()
         key = self._encoding_key(prepared, hints, size)
         decoding = self._decoding(chroma_gain)
-        return self._filled(prepared, key, self._decoded(self._run(prepared, hints, size, key, [decoding]), decoding))
+        outputs = self._run(prepared, hints, size, key, [decoding], palette)
+        return self._filled(prepared, key, self._decoded(outputs, decoding))
 
     def _decoding(self, chroma_gain: float | None = None) -> tuple[str, float, float, float]:
         """This colorizer's (decode, temperature, blend, chroma gain), the gain replaced if given."""
@@ -568,10 +572,12 @@ class Colorizer:
         """Whether the hints are enough to take over everywhere (`hints_for_full_way`)."""
         return self.hints_lead and len(hints.points) + len(hints.strokes) >= self.hints_for_full_way
 
-    def _palette_gives_way(self, hints: Hints, key: tuple) -> bool:
-        """Whether the global hint is the automatic palette and the key's points take over from it."""
-        return (self.hints_lead and bool(key[2]) and self.automatic_global == "predicted"
-                and self.model.global_hint is not None and hints.histogram is None and hints.reference is None)
+    def _palette_gives_way(self, hints: Hints, key: tuple, palette: torch.Tensor | None = None) -> bool:
+        """Whether the global hint is an automatic palette (predicted, or given as `palette`) and the
+        key's points take over from it."""
+        automatic = palette is not None or self.automatic_global == "predicted"
+        return (self.hints_lead and bool(key[2]) and automatic and self.model.global_hint is not None
+                and hints.histogram is None and hints.reference is None)
 
     def _plain_hint(self, hints: Hints) -> torch.Tensor:
         """The (1, Q + 3) global hint with no histogram (the saturation, if given)."""
@@ -652,12 +658,16 @@ class Colorizer:
         transform = prepared.domain_transform(size) if propagate and scaled else None
         return network_inputs(lightness, point_maps, propagate, transform)
 
-    def _global_hint(self, hints: Hints, prepared: PreparedPhoto, size: int | None) -> torch.Tensor | None:
-        """The (1, Q + 3) global hint: the given histogram or reference, else (automatic global
-        "predicted") the photo's predicted histogram, else none; with the saturation, if given."""
+    def _global_hint(self, hints: Hints, prepared: PreparedPhoto, size: int | None,
+                     palette: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The (1, Q + 3) global hint: the given histogram or reference, else the automatic `palette`
+        if given, else (automatic global "predicted") the photo's predicted histogram, else none; with
+        the saturation, if given."""
         if self.model.global_hint is None:
             return None
         histogram = self.global_histogram(hints)
+        if histogram is None:
+            histogram = palette
         if histogram is None and self.automatic_global == "predicted":
             histogram = self.predicted_histogram(prepared, size)
         return encode_global_hint(histogram, hints.saturation)[None]
@@ -685,21 +695,23 @@ class Colorizer:
         return self.model.predict_histogram(c4).cpu()
 
     def _run(self, prepared: PreparedPhoto, hints: Hints, size: int | None,
-             key: tuple | None = None, decodings: list[tuple] = ()) -> NetworkOutputs:
+             key: tuple | None = None, decodings: list[tuple] = (), palette: torch.Tensor | None = None
+             ) -> NetworkOutputs:
         """The network's outputs at the working shape; the photo's last encoding (conv1-4) is reused
         when only the global hint changed. `key`: the `_encoding_key`, when the caller has it;
-        `decodings`: those the outputs are for (the hints' reach is needed only under a gain or the palette)."""
+        `decodings`: those the outputs are for (the hints' reach is needed only under a gain or the
+        palette); `palette`: as `predict_ab` takes it."""
         key = self._encoding_key(prepared, hints, size) if key is None else key
         if prepared._encoded is not None and prepared._encoded[0] == key:
             features = prepared._encoded[1]
         else:
             features = self.runtime.encode(self._network_input(prepared, key))
             prepared._encoded = (key, features)
-        no_palette, gives_way = None, self._palette_gives_way(hints, key)
+        no_palette, gives_way = None, self._palette_gives_way(hints, key, palette)
         if gives_way and self._full_way(hints):  # the palette has no say anywhere: one pass without it
             predicted, head_features = self.runtime.decode(features, self._plain_hint(hints))
         else:
-            predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size))
+            predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size, palette))
             if gives_way:
                 plain, plain_features = self.runtime.decode(features, self._plain_hint(hints))
                 no_palette = denormalize_ab(plain), plain_features

@@ -7,6 +7,8 @@ guided join) run frame by frame, plus what keeps the colour from flickering.
 - **One palette per shot.** Each shot gets one global hint: the reference's histogram if given, else
   the mean a*b* histogram of the network's own automatic colours on the shot's first
   `PALETTE_FRAMES` frames (read ahead: memory stays a few frames), so the palette does not wander.
+  Keyed points and strokes take over from a palette the shot made itself, as a photo's points take
+  over from its predicted palette (`Colorizer.hints_lead`); a reference's palette is the user's and stays.
 - **Colour carried by optical flow.** DIS flow (OpenCV) on the working-size L* between consecutive
   frames, both ways; where the forward-backward check and the lightness agree, the frame's a*b* is
   `blend` x its own prediction + (1 - blend) x the previous output warped to it; elsewhere (occluded,
@@ -286,10 +288,14 @@ class FilmColorizer:
         run_network = (previous is None or keyed or not self.steadiness.stabilise
                        or self._since_network + 1 >= self.steadiness.every)
         if run_network:
-            hints = self._hints
-            if hints.histogram is None and palette is not None:
-                hints = replace(hints, histogram=palette)
-            predicted = self.colorizer.predict_ab(item.prepared, hints, self.size)[0].permute(1, 2, 0).numpy()
+            hints, shot_palette = self._hints, palette
+            if self.reference_histogram is not None:  # the user's reference: it stays under points
+                if hints.histogram is None:
+                    hints = replace(hints, histogram=self.reference_histogram)
+                shot_palette = None
+            # A palette made from the shot's own automatic colours gives way to keyed points (`Colorizer.hints_lead`).
+            predicted = self.colorizer.predict_ab(item.prepared, hints, self.size,
+                                                  palette=shot_palette)[0].permute(1, 2, 0).numpy()
             self.network_frames += 1
             self._since_network = 0
         else:
