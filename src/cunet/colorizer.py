@@ -497,14 +497,10 @@ class Colorizer:
             for prepared, key, histogram in zip(photos, keys, self._histograms_of(features)):
                 prepared._predicted.setdefault(key, histogram)
         gives_way = self._palette_gives_way(hints, keys[0])
-        full_way = gives_way and self._full_way(hints)  # the palette has no say anywhere: no pass with it
-        global_hint = None
-        if self.model.global_hint is not None:
-            global_hint = (self._plain_hint(hints).repeat(len(photos), 1) if full_way else
-                           torch.cat([self._global_hint(hints, prepared, size) for prepared in photos]))
-        batch = self.runtime.decode(features, global_hint)
-        plain = (self.runtime.decode(features, self._plain_hint(hints).repeat(len(photos), 1))
-                 if gives_way and not full_way else None)
+        batch, plain = self._decode_giving_way(
+            features, hints, gives_way,
+            lambda: None if self.model.global_hint is None else
+            torch.cat([self._global_hint(hints, prepared, size) for prepared in photos]))
 
         def one(outputs, i):
             return denormalize_ab(outputs[0][i:i + 1]), None if outputs[1] is None else outputs[1][i:i + 1]
@@ -707,16 +703,22 @@ class Colorizer:
         else:
             features = self.runtime.encode(self._network_input(prepared, key))
             prepared._encoded = (key, features)
-        no_palette, gives_way = None, self._palette_gives_way(hints, key, palette)
-        if gives_way and self._full_way(hints):  # the palette has no say anywhere: one pass without it
-            predicted, head_features = self.runtime.decode(features, self._plain_hint(hints))
-        else:
-            predicted, head_features = self.runtime.decode(features, self._global_hint(hints, prepared, size, palette))
-            if gives_way:
-                plain, plain_features = self.runtime.decode(features, self._plain_hint(hints))
-                no_palette = denormalize_ab(plain), plain_features
+        gives_way = self._palette_gives_way(hints, key, palette)
+        (predicted, head_features), plain = self._decode_giving_way(
+            features, hints, gives_way, lambda: self._global_hint(hints, prepared, size, palette))
+        no_palette = None if plain is None else (denormalize_ab(plain[0]), plain[1])
         reach = self._reach(prepared, key, hints) if gives_way or _has_gain(decodings) else None
         return NetworkOutputs(denormalize_ab(predicted), head_features, reach, no_palette)
+
+    def _decode_giving_way(self, features: tuple, hints: Hints, gives_way: bool, global_hint) -> tuple:
+        """(the decoder's outputs under `global_hint()`, the outputs without the palette or None) for an
+        encoding of B photos: where the palette gives way both passes run, unless the hints take over
+        everywhere (`hints_for_full_way`), where one pass without the palette is all there is to show."""
+        plain = self._plain_hint(hints).repeat(features[0].shape[0], 1) if gives_way else None
+        if gives_way and self._full_way(hints):
+            return self.runtime.decode(features, plain), None
+        main = self.runtime.decode(features, global_hint())
+        return main, None if plain is None else self.runtime.decode(features, plain)
 
     def match_references(self, image: ImageInput | PreparedPhoto, k: int, gallery=None) -> list[int]:
         """Indices of k gallery photos for this gray photo: the nearest (eq. 24) first, then one typical
