@@ -7,7 +7,7 @@ from cunet.colorizer import Colorizer
 from cunet.errors import CunetError
 from cunet.hints import Hints, PointHint, StrokeHint, hints_from_json
 from cunet.model import CUNet, CUNetConfig
-from cunet.point_fill import fill_points, fill_transform
+from cunet.point_fill import FillSettings, fill_points, fill_transform
 
 SIZE = 128
 ASKED = (50.0, 30.0)  # a red
@@ -117,6 +117,24 @@ def test_a_stroke_along_a_region_colours_it_and_stops_at_its_edge():
     out = np.asarray(colorizer.colorize(photo, Hints(strokes=(stroke,)))).astype(float)
     blue = out[..., 2] - (out[..., 0] + out[..., 1]) / 2
     assert (blue[:, :128] > 20).mean() >= 0.9 and (blue[:, 128:] > 20).mean() <= 0.05
+
+
+def test_the_colorizers_fill_settings_set_how_far_a_points_colour_reaches():
+    photo = np.full((128, 128), 120, np.uint8)  # one flat region: only the spatial reach stops the colour
+    model = CUNet(CUNetConfig(width=8)).eval()
+    torch.nn.init.zeros_(model.out.weight)
+    torch.nn.init.zeros_(model.out.bias)  # a network that answers gray: what the point adds is the fill's
+    point = PointHint(16, 64, 40.0, 40.0, size=3)
+    far = np.ones((128, 128), bool)
+    far[:, :48] = False  # 32+ pixels from the point
+
+    def reddened(settings: FillSettings) -> float:
+        colorizer = Colorizer(model, working_size=128, fill=settings)
+        ab = colorizer.predict_ab(photo, Hints((point,)))[0]
+        return float((ab[0].numpy()[far] > 20).mean())
+
+    assert reddened(FillSettings()) >= 0.9
+    assert reddened(FillSettings(sigma_space=2.0)) <= 0.05
 
 
 def test_a_stroke_becomes_patches_that_cover_its_line_without_gaps():

@@ -29,7 +29,7 @@ from cunet.hints import (MAX_HINT_PATCHES, Hints, PointHint, encode_global_hint,
 from cunet.io import Photo, load_photo
 from cunet.join import join_full_resolution
 from cunet.model import CUNet
-from cunet.point_fill import fill_points, fill_transform, hint_reach
+from cunet.point_fill import DEFAULT_FILL, FillSettings, fill_points, fill_transform, hint_reach
 from cunet.propagation import DomainTransform
 from cunet.runtime import check_backend, make_runtime
 from cunet.upsample import DEFAULT_UPSAMPLER, check_upsampler, guide_shape, guided_coefficients
@@ -276,13 +276,14 @@ class PreparedPhoto:
             values.append(srgb_lightness(patch).mean())
         return torch.stack(values) if values else torch.zeros(0)
 
-    def fill_transforms(self, size: int) -> tuple[DomainTransform, DomainTransform]:
+    def fill_transforms(self, size: int, settings: FillSettings = DEFAULT_FILL) -> tuple[DomainTransform, DomainTransform]:
         """The point fill's transforms at a working size (`cunet.point_fill`): this photo's L*, and a
         flat photo's of the same shape (what an open region would give), made on the first point."""
-        if size not in self._fills:
+        if (size, settings) not in self._fills:
             shape, lightness = self.working(size)
-            self._fills[size] = fill_transform(lightness), fill_transform(torch.zeros(1, 1, *shape))
-        return self._fills[size]
+            self._fills[size, settings] = (fill_transform(lightness, settings),
+                                           fill_transform(torch.zeros(1, 1, *shape), settings))
+        return self._fills[size, settings]
 
     def domain_transform(self, size: int) -> DomainTransform:
         """The point spread's L*-only half at a working size, made on the first colour point:
@@ -307,6 +308,7 @@ class Colorizer:
     histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
     upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
     point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
+    fill: FillSettings = DEFAULT_FILL  # how far that correction reaches and what stops it
     chroma_gain: float = 1.0  # the decoded a*b* times this: the plainest lever for more (or less) colour
     #: The automatic palette and the chroma gain (above or below 1) give way to points and strokes over
     #: their regions and, in proportion to their count, everywhere, fully at `hints_for_full_way` of them
@@ -480,7 +482,7 @@ class Colorizer:
         _, working, scaled = key
         if not self.point_fill or not scaled:
             return ab
-        return fill_points(ab, list(scaled), *prepared.fill_transforms(working))
+        return fill_points(ab, list(scaled), *prepared.fill_transforms(working, self.fill), self.fill)
 
     @torch.no_grad()
     def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
@@ -562,7 +564,8 @@ class Colorizer:
         if self._full_way(hints):
             return torch.ones(1, 1, *shape)
         floor = (len(hints.points) + len(hints.strokes)) / self.hints_for_full_way
-        return hint_reach(list(scaled), shape, *prepared.fill_transforms(working)).clamp_min(floor)
+        return hint_reach(list(scaled), shape, *prepared.fill_transforms(working, self.fill),
+                          self.fill).clamp_min(floor)
 
     def _full_way(self, hints: Hints) -> bool:
         """Whether the hints are enough to take over everywhere (`hints_for_full_way`)."""

@@ -8,7 +8,7 @@ compared with what an open flat region would give: inside the point's region the
 full, across a strong L* edge it is gone. On the patch itself (at the working size) the output is
 exactly the point's colour as given here (the colorizer gives the gamut-fitted one), times its strength.
 
-The transform is guided by the L* smoothed over TEXTURE_RADIUS working pixels: stripes and plaids
+The transform is guided by the L* smoothed over `FillSettings.texture_radius` working pixels: stripes and plaids
 finer than that are one region (the smoothing keeps the total L* step of a region's outline, which
 is what the domain transform's distance adds up), while the outline of a region still stops the
 colour.
@@ -16,29 +16,40 @@ colour.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from cunet.hints import PointHint, _patch_bounds
 from cunet.propagation import DomainTransform
 
-#: Spatial reach (working pixels) and the L* step that stops the correction.
-SIGMA_SPACE = 64.0
-SIGMA_RANGE = 6.0
-#: Texture finer than this radius (working pixels) does not stop the correction.
-TEXTURE_RADIUS = 2
-#: The correction is full where a point's mass is at least FULL_SHARE of what reaches the same spot
-#: in an open flat photo... and none below NONE_SHARE, log-linear in between.
-FULL_SHARE = 0.25
-NONE_SHARE = 0.01
+
+@dataclass(frozen=True)
+class FillSettings:
+    """How far a point's correction reaches and what stops it (working pixels, L* units).
+
+    sigma_space: the spatial reach; sigma_range: the L* step that stops it; texture_radius: texture
+    finer than this does not stop it; the correction is full where a point's mass is at least
+    full_share of what reaches the same spot in an open flat photo, none below none_share,
+    log-linear in between."""
+
+    sigma_space: float = 64.0
+    sigma_range: float = 6.0
+    texture_radius: int = 2
+    full_share: float = 0.25
+    none_share: float = 0.01
 
 
-def fill_transform(lightness: torch.Tensor) -> DomainTransform:
+DEFAULT_FILL = FillSettings()
+
+
+def fill_transform(lightness: torch.Tensor, settings: FillSettings = DEFAULT_FILL) -> DomainTransform:
     """The correction's domain transform for L* (1, 1, h, w) at the working size (made once per photo)."""
-    smooth = lightness.float()
-    for _ in range(2):  # a box twice: a tent, which leaves far less ripple of a stripe pattern than one box
-        smooth = F.avg_pool2d(F.pad(smooth, [TEXTURE_RADIUS] * 4, mode="replicate"), 2 * TEXTURE_RADIUS + 1, stride=1)
-    return DomainTransform(smooth, SIGMA_SPACE, SIGMA_RANGE)
+    smooth, radius = lightness.float(), settings.texture_radius
+    for _ in range(2 if radius else 0):  # a box twice: a tent, which leaves far less ripple of a stripe pattern than one box
+        smooth = F.avg_pool2d(F.pad(smooth, [radius] * 4, mode="replicate"), 2 * radius + 1, stride=1)
+    return DomainTransform(smooth, settings.sigma_space, settings.sigma_range)
 
 
 def point_maps(points: list[PointHint], shape: tuple[int, int]) -> torch.Tensor:
@@ -53,16 +64,17 @@ def point_maps(points: list[PointHint], shape: tuple[int, int]) -> torch.Tensor:
     return maps
 
 
-def _share_weight(mass: torch.Tensor, mask: torch.Tensor, flat: DomainTransform | None) -> torch.Tensor:
-    """0..1 per pixel from a spread mask's mass against an open flat photo's (FULL_SHARE / NONE_SHARE)."""
-    reference = (flat or fill_transform(torch.zeros(1, 1, *mask.shape[-2:])))(mask)[:, :1].clamp_min(1e-12)
+def _share_weight(mass: torch.Tensor, mask: torch.Tensor, flat: DomainTransform | None,
+                  settings: FillSettings) -> torch.Tensor:
+    """0..1 per pixel from a spread mask's mass against an open flat photo's (`FillSettings` shares)."""
+    reference = (flat or fill_transform(torch.zeros(1, 1, *mask.shape[-2:]), settings))(mask)[:, :1].clamp_min(1e-12)
     share = (mass / reference).clamp_min(1e-12)
-    low, high = torch.log10(torch.tensor(NONE_SHARE)), torch.log10(torch.tensor(FULL_SHARE))
+    low, high = torch.log10(torch.tensor(settings.none_share)), torch.log10(torch.tensor(settings.full_share))
     return ((share.log10() - low) / (high - low)).clamp(0, 1)
 
 
 def hint_reach(points: list[PointHint], shape: tuple[int, int], transform: DomainTransform,
-               flat: DomainTransform | None = None) -> torch.Tensor:
+               flat: DomainTransform | None = None, settings: FillSettings = DEFAULT_FILL) -> torch.Tensor:
     """(1, 1, h, w) in 0..1: how much the points (in working-size pixels) speak for each pixel, the
     weight `fill_points` gives their correction there: 1 on their patches and in their regions,
     0 across strong L* edges and far away. What the automatic palette and the chroma gain give way to."""
@@ -70,11 +82,11 @@ def hint_reach(points: list[PointHint], shape: tuple[int, int], transform: Domai
     if not points:
         return mask
     mass = transform(mask)[:, :1].clamp_min(0)
-    return torch.where(mask > 0, torch.ones_like(mask), _share_weight(mass, mask, flat))
+    return torch.where(mask > 0, torch.ones_like(mask), _share_weight(mass, mask, flat, settings))
 
 
 def fill_points(ab: torch.Tensor, points: list[PointHint], transform: DomainTransform,
-                flat: DomainTransform | None = None) -> torch.Tensor:
+                flat: DomainTransform | None = None, settings: FillSettings = DEFAULT_FILL) -> torch.Tensor:
     """The network's a*b* (1, 2, h, w) corrected towards `points` (in working-size pixels).
 
     `transform` is `fill_transform` of the photo's working L*; `flat` the same for a flat photo of
@@ -88,7 +100,7 @@ def fill_points(ab: torch.Tensor, points: list[PointHint], transform: DomainTran
     miss = (asked - ab.float()) * strength * mask
     spread = transform(torch.cat([miss, mask], dim=1))
     mass = spread[:, 2:3].clamp_min(0)
-    weight = _share_weight(mass, mask, flat)
+    weight = _share_weight(mass, mask, flat, settings)
     correction = torch.where(mass > 1e-12, spread[:, :2] / mass.clamp_min(1e-12), torch.zeros_like(miss))
     corrected = ab.float() + weight * correction
     on_patch = ab.float() + miss  # exactly the asked colour, times the strength
