@@ -74,7 +74,7 @@ def main() -> None:
         print(descriptor, {s: round(v["psnr"]["mean"], 2) for s, v in results[descriptor].items()})
     summary = {"photos": len(paths), "sources": report["sources"], "gallery": str(args.gallery),
                "gallery_photos": len(gallery), "model": str(args.model or "bundled default"),
-               "variants": args.variants, "average": "macro over sources", "descriptors": results}
+               "variants": args.variants, "average": report["average"], "descriptors": results}
     write_atomic(args.out, lambda handle: handle.write((json.dumps(summary, indent=2) + "\n").encode()))
     print(f"wrote {args.out}")
 

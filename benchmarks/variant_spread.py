@@ -91,7 +91,7 @@ def main() -> None:
     finally:
         Gallery.spread = SHIPPED_SPREAD
     summary = {"photos": len(paths), "gallery": str(args.gallery), "variants": args.variants,
-               "average": "macro over sources", "rules": results}
+               "average": report["average"], "rules": results}
     write_atomic(args.out, lambda handle: handle.write((json.dumps(summary, indent=2) + "\n").encode()))
     print(f"wrote {args.out}")
 
