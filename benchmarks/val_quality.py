@@ -34,17 +34,18 @@ def score(colorizer: Colorizer, paths: list[Path], sources: list[str]) -> dict:
 
 
 def table(report: dict) -> list[str]:
-    """Rows: setting, macro PSNR, each source's PSNR; then colourfulness of the automatic output."""
+    """Rows: setting, headline PSNR (the macro over the sources that are not face crops), each source's
+    PSNR; then colourfulness of the automatic output."""
     sources = list(report["sources"])
-    lines = [f"{'setting':<26}{'macro':>8}" + "".join(f"{s[:12]:>14}" for s in sources)]
+    lines = [f"{'setting':<26}{'headline':>9}" + "".join(f"{s[:12]:>14}" for s in sources)]
     results = {(r["method"], r["points"], r["global"]): r for r in report["results"]}
     for method, points, setting, label in SETTINGS:
         result = results[(method, points, setting)]
-        lines.append(f"{label:<26}{result['psnr']['mean']:>8.2f}"
+        lines.append(f"{label:<26}{result['psnr']['mean']:>9.2f}"
                      + "".join(f"{result['by_source'][s]['psnr']['mean']:>14.2f}" for s in sources))
     automatic = results[("cunet", 0, "none")]
     for metric, label in (("colorfulness", "colourfulness automatic"), ("colorfulness_gt", "colourfulness truth")):
-        lines.append(f"{label:<26}{automatic[metric]['mean']:>8.1f}"
+        lines.append(f"{label:<26}{automatic[metric]['mean']:>9.1f}"
                      + "".join(f"{automatic['by_source'][s][metric]['mean']:>14.1f}" for s in sources))
     return lines
 
@@ -78,7 +79,7 @@ def main() -> None:
         report = score(colorizer, paths, sources)
         report["model"] = args.model or "bundled default"
         reports[name] = report
-        print(f"\ndecode: {name} ({report['photos']} photos, macro over {len(report['sources'])} sources)")
+        print(f"\ndecode: {name} ({report['photos']} photos; headline: {report['average']})")
         print("\n".join(table(report)))
     text = json.dumps({"data": args.data, "decodes": reports}, indent=2)
     write_atomic(Path(args.out), lambda handle: handle.write(text.encode() + b"\n"))
