@@ -12,8 +12,9 @@ their mean, by which the rows are ranked.
 plus its misses propagated by Levin et al.'s optimisation at the photo's full size (what a slower,
 global solve would buy over the domain transform), beside the fill and no fill on the same photos.
 
-    python benchmarks/point_fill_settings.py --limit 15 --levin-residual \
-        --out benchmarks/results/point_fill_settings.json
+    python benchmarks/point_fill_settings.py --limit 15 --out benchmarks/results/point_fill_settings.json
+    python benchmarks/point_fill_settings.py --limit 15 --only --levin-residual \
+        --out benchmarks/results/point_fill_levin_residual.json
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from cunet.baselines import levin_ab
 from cunet.color import denormalize_ab
 from cunet.colorizer import Colorizer
+from cunet.errors import CunetError
 from cunet.evaluate import Harness, _lab_of, _to_uint8, evaluate, evaluation_set, load_eval_photo, protocol_points
 from cunet.hints import encode_point_hints
 from cunet.io import write_atomic
@@ -57,8 +59,15 @@ def parse_settings(text: str) -> FillSettings:
         name, _, value = item.partition("=")
         if name not in types:
             raise SystemExit(f"error: unknown fill setting {name!r}; choose from {', '.join(types)}")
-        changes[name] = types[name](value)
-    return replace(DEFAULT_FILL, **changes)
+        try:
+            changes[name] = types[name](value)
+        except ValueError:
+            kind = "a whole number" if types[name] is int else "a number"
+            raise SystemExit(f"error: fill setting {name} must be {kind}, got {value!r}") from None
+    try:
+        return replace(DEFAULT_FILL, **changes)
+    except CunetError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def label_of(settings: FillSettings) -> str:
@@ -116,7 +125,7 @@ def main() -> None:
     candidates += [parse_settings(text) for text in args.also]
     rows = {}
     for settings in candidates:
-        report = evaluate(paths, ["cunet"], counts, ["none"], replace(model, fill=settings), progress=False,
+        report = evaluate(paths, ["cunet"], counts, ["none"], replace(model, fill_settings=settings), progress=False,
                           sources=sources)
         by_count = {str(r["points"]): r["psnr"]["mean"] for r in report["results"]}
         mean = sum(by_count.values()) / len(by_count)

@@ -25,7 +25,7 @@ def regression_at(decodings: dict, truth: float, share: float) -> float | None:
     interpolation between the measured gains around it (None if no two measured gains bracket it)."""
     measured = []
     for name, row in decodings.items():
-        match = re.fullmatch(r"regression(?:\*([0-9.]+))?", name)
+        match = re.fullmatch(r"regression(?:\*[0-9.]+)?", name)
         if match:
             measured.append((row["colorfulness"]["mean"] / truth, row["psnr"]["mean"]))
     measured.sort()

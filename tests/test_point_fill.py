@@ -119,22 +119,29 @@ def test_a_stroke_along_a_region_colours_it_and_stops_at_its_edge():
     assert (blue[:, :128] > 20).mean() >= 0.9 and (blue[:, 128:] > 20).mean() <= 0.05
 
 
-def test_the_colorizers_fill_settings_set_how_far_a_points_colour_reaches():
-    photo = np.full((128, 128), 120, np.uint8)  # one flat region: only the spatial reach stops the colour
+@pytest.mark.parametrize("right_gray, sigma_range, crosses", [
+    (130, 6.0, True), (150, 6.0, False), (190, 6.0, False),  # L* steps of 7.9, 15.6, 30.5: the default
+    (150, 12.0, True), (190, 12.0, False),
+    (150, 24.0, True), (190, 24.0, True),  # the PSNR sweep's best at 1 point crosses even a 30 L* step
+])
+def test_the_colorizers_fill_settings_set_which_lightness_step_stops_a_points_colour(right_gray, sigma_range, crosses):
+    photo = np.full((128, 128), 110, np.uint8)
+    photo[:, 64:] = right_gray
     model = CUNet(CUNetConfig(width=8)).eval()
     torch.nn.init.zeros_(model.out.weight)
     torch.nn.init.zeros_(model.out.bias)  # a network that answers gray: what the point adds is the fill's
-    point = PointHint(16, 64, 40.0, 40.0, size=3)
-    far = np.ones((128, 128), bool)
-    far[:, :48] = False  # 32+ pixels from the point
+    colorizer = Colorizer(model, working_size=128, fill_settings=FillSettings(sigma_range=sigma_range))
+    ab = colorizer.predict_ab(photo, Hints((PointHint(16, 64, 40.0, 40.0, size=3),)))[0]
+    assert float((ab[0, :, :56] > 20).float().mean()) == 1.0  # its own region, always
+    assert float((ab[0, :, 72:] > 20).float().mean()) == (1.0 if crosses else 0.0)
 
-    def reddened(settings: FillSettings) -> float:
-        colorizer = Colorizer(model, working_size=128, fill=settings)
-        ab = colorizer.predict_ab(photo, Hints((point,)))[0]
-        return float((ab[0].numpy()[far] > 20).mean())
 
-    assert reddened(FillSettings()) >= 0.9
-    assert reddened(FillSettings(sigma_space=2.0)) <= 0.05
+@pytest.mark.parametrize("changes", [{"none_share": 0.5}, {"full_share": 0.01}, {"none_share": 0.0},
+                                     {"sigma_range": 0.0}, {"sigma_space": -1.0}, {"texture_radius": 1.5},
+                                     {"texture_radius": -1}])
+def test_fill_settings_that_would_invert_or_break_the_fill_are_refused(changes):
+    with pytest.raises(CunetError, match="^fill "):
+        FillSettings(**changes)
 
 
 def test_a_stroke_becomes_patches_that_cover_its_line_without_gaps():

@@ -279,11 +279,11 @@ class PreparedPhoto:
     def fill_transforms(self, size: int, settings: FillSettings = DEFAULT_FILL) -> tuple[DomainTransform, DomainTransform]:
         """The point fill's transforms at a working size (`cunet.point_fill`): this photo's L*, and a
         flat photo's of the same shape (what an open region would give), made on the first point."""
-        if (size, settings) not in self._fills:
+        key = (size, *settings.transform_key)
+        if key not in self._fills:
             shape, lightness = self.working(size)
-            self._fills[size, settings] = (fill_transform(lightness, settings),
-                                           fill_transform(torch.zeros(1, 1, *shape), settings))
-        return self._fills[size, settings]
+            self._fills[key] = fill_transform(lightness, settings), fill_transform(torch.zeros(1, 1, *shape), settings)
+        return self._fills[key]
 
     def domain_transform(self, size: int) -> DomainTransform:
         """The point spread's L*-only half at a working size, made on the first colour point:
@@ -308,7 +308,9 @@ class Colorizer:
     histogram_temperature: float = 1.0  # of the predicted histogram: p^(1/T), renormalised; below 1 sharper
     upsample: str = DEFAULT_UPSAMPLER  # to full resolution: "guided" (by the photo's L*) or "bilinear"
     point_fill: bool = True  # after the network, correct towards each point over its region (cunet.point_fill)
-    fill: FillSettings = DEFAULT_FILL  # how far that correction reaches and what stops it
+    #: How far that correction reaches and what stops it; the same reach is where the automatic palette
+    #: and the chroma gain give way to the points (`hints_lead`).
+    fill_settings: FillSettings = DEFAULT_FILL
     chroma_gain: float = 1.0  # the decoded a*b* times this: the plainest lever for more (or less) colour
     #: The automatic palette and the chroma gain (above or below 1) give way to points and strokes over
     #: their regions and, in proportion to their count, everywhere, fully at `hints_for_full_way` of them
@@ -324,6 +326,8 @@ class Colorizer:
         self.working_size = check_working_size(self.working_size)
         self.backend = check_backend(self.backend)
         self.upsample = check_upsampler(self.upsample)
+        if not isinstance(self.fill_settings, FillSettings):
+            raise CunetError(f"fill_settings must be a cunet.point_fill.FillSettings, got {self.fill_settings!r}")
         full_way = self.hints_for_full_way
         if isinstance(full_way, bool) or not isinstance(full_way, numbers.Integral) or full_way < 1:
             raise CunetError(f"hints_for_full_way must be a whole number of hints, 1 or more; got {full_way!r}")
@@ -482,7 +486,8 @@ class Colorizer:
         _, working, scaled = key
         if not self.point_fill or not scaled:
             return ab
-        return fill_points(ab, list(scaled), *prepared.fill_transforms(working, self.fill), self.fill)
+        return fill_points(ab, list(scaled), *prepared.fill_transforms(working, self.fill_settings),
+                           self.fill_settings)
 
     @torch.no_grad()
     def predict_ab_batch(self, photos: list[PreparedPhoto], hints: Hints | None = None,
@@ -564,8 +569,8 @@ class Colorizer:
         if self._full_way(hints):
             return torch.ones(1, 1, *shape)
         floor = (len(hints.points) + len(hints.strokes)) / self.hints_for_full_way
-        return hint_reach(list(scaled), shape, *prepared.fill_transforms(working, self.fill),
-                          self.fill).clamp_min(floor)
+        return hint_reach(list(scaled), shape, *prepared.fill_transforms(working, self.fill_settings),
+                          self.fill_settings).clamp_min(floor)
 
     def _full_way(self, hints: Hints) -> bool:
         """Whether the hints are enough to take over everywhere (`hints_for_full_way`)."""

@@ -21,7 +21,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -392,6 +392,7 @@ def evaluate(
                      "working_size": colorizer.working_size if colorizer is not None else None,
                      "upsample": colorizer.upsample if colorizer is not None else None,
                      "point_fill": colorizer.point_fill if colorizer is not None else None,
+                     "fill_settings": asdict(colorizer.fill_settings) if colorizer is not None else None,
                      "hints_lead": colorizer.hints_lead if colorizer is not None else None,
                      "hints_for_full_way": colorizer.hints_for_full_way if colorizer is not None else None,
                      "patch": PATCH, "points_rng": "default_rng(index)",

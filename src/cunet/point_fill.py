@@ -16,11 +16,13 @@ colour.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from cunet.errors import CunetError
 from cunet.hints import PointHint, _patch_bounds
 from cunet.propagation import DomainTransform
 
@@ -29,16 +31,37 @@ from cunet.propagation import DomainTransform
 class FillSettings:
     """How far a point's correction reaches and what stops it (working pixels, L* units).
 
-    sigma_space: the spatial reach; sigma_range: the L* step that stops it; texture_radius: texture
-    finer than this does not stop it; the correction is full where a point's mass is at least
-    full_share of what reaches the same spot in an open flat photo, none below none_share,
-    log-linear in between."""
+    sigma_space and sigma_range: the domain transform's spatial and L* sigmas — their ratio sets how
+    much an L* step counts as distance, so sigma_range is the L* step that stops the correction (in an
+    open flat region the correction reaches until the point's spread mass vanishes); texture_radius:
+    L* texture finer than this does not stop it; the correction is full where a point's mass is at
+    least full_share of what reaches the same spot in an open flat photo, none below none_share,
+    log-linear in between. The same reach decides where the automatic palette and the chroma gain
+    give way to the points (`hint_reach`)."""
 
     sigma_space: float = 64.0
     sigma_range: float = 6.0
     texture_radius: int = 2
     full_share: float = 0.25
     none_share: float = 0.01
+
+    def __post_init__(self) -> None:
+        def real(value) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+        if not (real(self.sigma_space) and real(self.sigma_range) and self.sigma_space > 0 and self.sigma_range > 0):
+            raise CunetError(f"fill sigmas must be positive numbers, got {self.sigma_space!r} and {self.sigma_range!r}")
+        radius = self.texture_radius
+        if isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
+            raise CunetError(f"fill texture radius must be a whole number of pixels, 0 or more; got {radius!r}")
+        if not (real(self.none_share) and real(self.full_share) and 0 < self.none_share < self.full_share <= 1):
+            raise CunetError(f"fill shares must satisfy 0 < none share < full share <= 1, got "
+                             f"{self.none_share!r} and {self.full_share!r}")
+
+    @property
+    def transform_key(self) -> tuple:
+        """What the fill's domain transforms depend on (the shares only weigh their output)."""
+        return self.sigma_space, self.sigma_range, self.texture_radius
 
 
 DEFAULT_FILL = FillSettings()
@@ -47,7 +70,8 @@ DEFAULT_FILL = FillSettings()
 def fill_transform(lightness: torch.Tensor, settings: FillSettings = DEFAULT_FILL) -> DomainTransform:
     """The correction's domain transform for L* (1, 1, h, w) at the working size (made once per photo)."""
     smooth, radius = lightness.float(), settings.texture_radius
-    for _ in range(2 if radius else 0):  # a box twice: a tent, which leaves far less ripple of a stripe pattern than one box
+    # A box twice: a tent, which leaves far less ripple of a stripe pattern than one box (radius 0: none).
+    for _ in range(2 if radius else 0):
         smooth = F.avg_pool2d(F.pad(smooth, [radius] * 4, mode="replicate"), 2 * radius + 1, stride=1)
     return DomainTransform(smooth, settings.sigma_space, settings.sigma_range)
 
