@@ -273,6 +273,41 @@ def test_on_a_phone_the_photo_takes_the_width_and_the_controls_follow_below(brow
 
 
 @browser_only
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 860)])
+def test_suggestions_replacing_the_help_text_do_not_move_the_controls_below(browser, server, bw_photo, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, bw_photo)
+    below = page.locator("#suggestions + h2")
+    before = below.bounding_box()["y"]
+    box = page.locator("#points").bounding_box()
+    page.keyboard.down("Alt")
+    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.3)
+    page.keyboard.up("Alt")
+    page.wait_for_function("document.querySelectorAll('#suggestions .swatch').length === 8", timeout=30000)
+    assert below.bounding_box()["y"] == before
+    context.close()
+
+
+@browser_only
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 860)])
+def test_the_busy_indicator_coming_and_going_does_not_move_the_photo(browser, server, bw_photo, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(server)
+    open_photo(page, bw_photo)
+    page.wait_for_function("document.getElementById('busy').hidden", timeout=30000)
+    # A status short enough to share the last header line with the buttons (a short file name's):
+    page.evaluate("document.getElementById('status').textContent = 'bw: 640×640, 0 point(s), 0 stroke(s)'")
+    idle = page.locator("#frame").bounding_box()["y"]
+    page.evaluate("document.getElementById('busy').hidden = false")
+    assert page.locator("#busy").is_visible()
+    assert page.locator("#frame").bounding_box()["y"] == idle
+    context.close()
+
+
+@browser_only
 @pytest.mark.parametrize("how", ["drop", "paste"])
 def test_a_photo_can_be_dropped_or_pasted(page, bw_photo, how):
     data = list(bw_photo.read_bytes())
