@@ -272,13 +272,17 @@ def test_on_a_phone_the_photo_takes_the_width_and_the_controls_follow_below(brow
     context.close()
 
 
+@pytest.fixture(params=[(390, 844), (1280, 860)], ids=["phone", "desktop"])
+def sized_page(request, browser, server, bw_photo):
+    """The studio at a phone's and at a desktop's size, the photo open (no page error may happen)."""
+    for page in open_studio_page(browser, server, *request.param):
+        open_photo(page, bw_photo)
+        yield page
+
+
 @browser_only
-@pytest.mark.parametrize("width, height", [(390, 844), (1280, 860)])
-def test_suggestions_replacing_the_help_text_do_not_move_the_controls_below(browser, server, bw_photo, width, height):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.goto(server)
-    open_photo(page, bw_photo)
+def test_suggestions_replacing_the_help_text_do_not_move_the_controls_below(sized_page):
+    page = sized_page
     below = page.locator("#suggestions + h2")
     before = below.bounding_box()["y"]
     box = page.locator("#points").bounding_box()
@@ -287,16 +291,11 @@ def test_suggestions_replacing_the_help_text_do_not_move_the_controls_below(brow
     page.keyboard.up("Alt")
     page.wait_for_function("document.querySelectorAll('#suggestions .swatch').length === 8", timeout=30000)
     assert below.bounding_box()["y"] == before
-    context.close()
 
 
 @browser_only
-@pytest.mark.parametrize("width, height", [(390, 844), (1280, 860)])
-def test_the_busy_indicator_coming_and_going_does_not_move_the_photo(browser, server, bw_photo, width, height):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.goto(server)
-    open_photo(page, bw_photo)
+def test_the_busy_indicator_coming_and_going_does_not_move_the_photo(sized_page):
+    page = sized_page
     page.wait_for_function("document.getElementById('busy').hidden", timeout=30000)
     # A status short enough to share the last header line with the buttons (a short file name's):
     page.evaluate("document.getElementById('status').textContent = 'bw: 640×640, 0 point(s), 0 stroke(s)'")
@@ -304,7 +303,6 @@ def test_the_busy_indicator_coming_and_going_does_not_move_the_photo(browser, se
     page.evaluate("document.getElementById('busy').hidden = false")
     assert page.locator("#busy").is_visible()
     assert page.locator("#frame").bounding_box()["y"] == idle
-    context.close()
 
 
 @browser_only
