@@ -2,10 +2,11 @@
 lives there once), for cunet's headline settings and for each way of decoding its output.
 
 The headline figure is the macro average over the sources that are not face crops (each weighs the
-same; `cunet.sources`), with each source's own figures, face crops too, beside it. With a distribution head, `--decodes regression,annealed:0.38,blend:0.5` scores
-each decoding (annealed:TEMPERATURE, blend:SHARE of the annealed mean, each with an optional *GAIN, the
-chroma gain) on the same photos: the measured choice that `cunet export --decode ... --temperature ...
---blend ... --chroma-gain ...` stores with the weights.
+same; `cunet.sources`), with each source's own figures, face crops too, beside it. With a distribution
+head, `--decodes regression,annealed:0.38,blend:0.5` scores each decoding (annealed:TEMPERATURE,
+blend:SHARE of the annealed mean, each with an optional *GAIN, the chroma gain) on the same photos:
+the measured choice that `cunet export --decode ... --temperature ... --blend ... --chroma-gain ...`
+stores with the weights.
 
     python benchmarks/val_quality.py --data ../shared/data/people ../shared/data/people-scenes \
         --out benchmarks/results/val_quality.json

@@ -276,7 +276,8 @@ class PreparedPhoto:
             values.append(srgb_lightness(patch).mean())
         return torch.stack(values) if values else torch.zeros(0)
 
-    def fill_transforms(self, size: int, settings: FillSettings = DEFAULT_FILL) -> tuple[DomainTransform, DomainTransform]:
+    def fill_transforms(self, size: int,
+                        settings: FillSettings = DEFAULT_FILL) -> tuple[DomainTransform, DomainTransform]:
         """The point fill's transforms at a working size (`cunet.point_fill`): this photo's L*, and a
         flat photo's of the same shape (what an open region would give), made on the first point."""
         key = (size, *settings.transform_key)
