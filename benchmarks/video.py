@@ -3,10 +3,11 @@ memory, and a contact sheet of the B/W clips.
 
 On the colour clips of ../shared/data/video made gray (their L* kept, a* = b* = 0), coloured by
 `cunet.video.FilmColorizer` with each option: PSNR per frame against the colour original (RGB, mean
-over frames and clips), warping error and CDC (`cunet.flicker`); the same for per-frame colouring
-(every part off). Cut threshold: the L* histogram change frame to frame inside every clip against
-the change between the last frame of one clip and the first of another. Speed: end to end with
-decoding and encoding (an MP4 with an AAC track made from a clip, at 240 and 480 lines), frames/s.
+over frames and clips), warping error (with Farneback's flow and with the fine DIS flow, each
+computed once per clip) and CDC (`cunet.flicker`); the same for per-frame colouring (every part
+off). Cut threshold: the L* histogram change frame to frame inside every clip against the change
+between the last frame of one clip and the first of another. Speed: end to end with decoding and
+encoding (an MP4 with an AAC track made from a clip, at 240 and 480 lines), frames/s.
 Memory: peak RSS of `cunet video` in a fresh process on a short and a 8x longer synthetic clip.
 
     python benchmarks/video.py --data ../shared/data --out benchmarks/results/video.json \
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from cunet.color import srgb_with_ab_uint8
 from cunet.colorizer import Colorizer
-from cunet.flicker import colour_distribution_consistency, colour_warping_error, warping_error
+from cunet.flicker import METRIC_FLOWS, colour_distribution_consistency, colour_warping_error, input_motion, warping_error
 from cunet.io import write_atomic
 from cunet.metrics import psnr
 from cunet.video import FilmColorizer, Steadiness, histogram_change, lightness_histogram
@@ -76,7 +77,31 @@ def colour_clip(colorizer: Colorizer, frames: list[np.ndarray], steadiness: Stea
     return [f.rgb for f in film.frames(Frame(gray(rgb)) for rgb in frames)], film
 
 
-def quality(colorizer: Colorizer, clips: dict, rows: dict, only: set | None = None) -> dict:
+def measure_key(kind: str, flow: str) -> str:
+    """A warping error's key in the results: Farneback's keeps the plain name it always had."""
+    return kind if flow == "farneback" else f"{kind}_{flow.replace('-', '_')}"
+
+
+#: Both warping errors with each metric flow, as keyed in the results.
+FLICKER = tuple(measure_key(kind, flow) for flow in METRIC_FLOWS for kind in ("warping_error", "colour_warping_error"))
+
+
+def clip_motion(clips: dict) -> dict:
+    """Every metric flow's `input_motion` of every clip: {clip: {flow: motion}}, computed once."""
+    return {clip: {flow: input_motion(frames, flow) for flow in METRIC_FLOWS}
+            for clip, frames in tqdm(clips.items(), desc="metric flows", unit="clip")}
+
+
+def flicker(outputs: list[np.ndarray], motion: dict) -> dict:
+    """Both warping errors of a coloured clip with each metric flow of its input (`clip_motion`)."""
+    measures = {}
+    for flow, moves in motion.items():
+        measures[measure_key("warping_error", flow)] = warping_error(outputs, motion=moves)
+        measures[measure_key("colour_warping_error", flow)] = colour_warping_error(outputs, motion=moves)
+    return measures
+
+
+def quality(colorizer: Colorizer, clips: dict, rows: dict, motion: dict, only: set | None = None) -> dict:
     """Each option's PSNR and flicker on the clips; `rows`: earlier results, kept for options not re-run."""
     rows = {"per-frame": rows["per-frame"], **rows} if "per-frame" in rows else dict(rows)
     for name, steadiness in OPTIONS:
@@ -88,36 +113,32 @@ def quality(colorizer: Colorizer, clips: dict, rows: dict, only: set | None = No
             outputs, film = colour_clip(colorizer, frames, steadiness)
             per_clip[clip] = {
                 "psnr": float(np.mean([float(psnr(o, t)) for o, t in zip(outputs, frames)])),
-                "warping_error": warping_error(outputs, frames),
-                "colour_warping_error": colour_warping_error(outputs, frames),
+                **flicker(outputs, motion[clip]),
                 "cdc": colour_distribution_consistency(outputs),
                 "network_frames": film.network_frames,
             }
         seconds = time.perf_counter() - start
         rows[name] = {"options": asdict(steadiness), "seconds": seconds, "clips": per_clip,
-                      **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("psnr", "warping_error", "colour_warping_error", "cdc")}}
-        print(f"{name}: " + ", ".join(f"{k} {rows[name][k]:.5f}" for k in ("psnr", "warping_error", "colour_warping_error", "cdc")),
-              flush=True)
+                      **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("psnr", "cdc", *FLICKER)}}
+        print(f"{name}: " + ", ".join(f"{k} {rows[name][k]:.5f}" for k in ("psnr", "cdc", *FLICKER)), flush=True)
     base = rows["per-frame"]
     for row in rows.values():
         row["psnr_vs_per_frame"] = row["psnr"] - base["psnr"]
-        row["warping_error_reduction"] = 1 - row["warping_error"] / base["warping_error"]
-        row["cdc_reduction"] = 1 - row["cdc"] / base["cdc"]
-        row["colour_warping_error_reduction"] = 1 - row["colour_warping_error"] / base["colour_warping_error"]
+        for key in ("cdc", *FLICKER):
+            if key in row and key in base:
+                row[key + "_reduction"] = 1 - row[key] / base[key]
     return rows
 
 
-def floors(clips: dict) -> dict:
+def floors(clips: dict, motion: dict) -> dict:
     """The flicker measures of the gray input and of the ground truth itself: the floor every colouring
     shares (the flow's own error on the lightness) and where the truth lies."""
     rows = {}
     for name, make in (("gray input", gray), ("ground truth", lambda rgb: rgb)):
-        per_clip = {clip: {"warping_error": warping_error([make(f) for f in frames], frames),
-                           "colour_warping_error": colour_warping_error([make(f) for f in frames], frames),
+        per_clip = {clip: {**flicker([make(f) for f in frames], motion[clip]),
                            "cdc": colour_distribution_consistency([make(f) for f in frames])}
                     for clip, frames in clips.items()}
-        rows[name] = {"clips": per_clip, **{k: float(np.mean([c[k] for c in per_clip.values()]))
-                                            for k in ("warping_error", "colour_warping_error", "cdc")}}
+        rows[name] = {"clips": per_clip, **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("cdc", *FLICKER)}}
     return rows
 
 
@@ -267,11 +288,12 @@ def main() -> None:
     results["model"] = str(args.model or "bundled default")
     if "cuts" in parts:
         results["cuts"] = cut_statistics(colorizer, clips, bw)
+    motion = clip_motion(clips) if parts & {"quality", "floors"} else {}
     if "quality" in parts:
         only = set(args.options.split(";")) if args.options else None
-        results["quality"] = quality(colorizer, clips, results.get("quality", {}), only)
+        results["quality"] = quality(colorizer, clips, results.get("quality", {}), motion, only)
     if "floors" in parts:
-        results["floors"] = floors(clips)
+        results["floors"] = floors(clips, motion)
     if "speed" in parts:
         key = "speed_beside_training" if args.busy else "speed"
         results[key] = {"threads": args.threads, **speed(colorizer, clips["parkour"], args.threads)}
@@ -283,8 +305,10 @@ def main() -> None:
     write_atomic(args.out, lambda handle: handle.write(json.dumps(results, indent=2).encode()))
     print(json.dumps({k: v for k, v in results.items() if k != "quality"}, indent=2)[:3000])
     for name, row in results.get("quality", {}).items():
+        fine = (f"  fine-DIS warp {row['warping_error_fine_dis']:.5f} ({row['warping_error_fine_dis_reduction']:+.0%})"
+                if "warping_error_fine_dis" in row else "")
         print(f"{name:32s} PSNR {row['psnr']:.2f} ({row['psnr_vs_per_frame']:+.2f})  warp {row['warping_error']:.5f} "
-              f"({row['warping_error_reduction']:+.0%})  ab warp {row['colour_warping_error']:.2f} "
+              f"({row['warping_error_reduction']:+.0%}){fine}  ab warp {row['colour_warping_error']:.2f} "
               f"({row['colour_warping_error_reduction']:+.0%})  CDC {row['cdc']:.5f} ({row['cdc_reduction']:+.0%})  {row['seconds']:.0f}s")
 
 

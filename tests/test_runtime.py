@@ -188,3 +188,61 @@ def test_export_onnx_wants_an_onnx_name(monkeypatch, capsys, tiny_model_file, tm
 
     code, out, err = run(monkeypatch, capsys, "export", str(tiny_model_file), "--onnx", "-o", str(tmp_path / "m.bin"))
     assert code == 2 and err.strip() == f"error: {tmp_path / 'm.bin'}: ONNX files end in .onnx"
+
+
+
+@pytest.fixture
+def headed_weights(tiny_model_file, tmp_path):
+    """A tiny model with a histogram head whose file stores choices like the bundled model's."""
+    from cunet.checkpoint import load_model, save_weights
+    from cunet.train_histogram import with_histogram_head
+
+    torch.manual_seed(2)
+    model = with_histogram_head(load_model(tiny_model_file)[0]).eval()
+    path = tmp_path / "headed.safetensors"
+    save_weights(path, model, {"working_size": 64, "automatic_global": "predicted", "histogram_temperature": 0.5,
+                               "decode": {"method": "regression", "gain": 1.4}}, half=False)
+    return path
+
+
+@needs_onnx
+def test_an_onnx_graph_gives_the_histogram_automatic_colouring_takes_and_says_how_to_use_it(
+        monkeypatch, capsys, headed_weights, tmp_path):
+    import json
+
+    import onnxruntime
+
+    from cunet.checkpoint import load_model
+    from cunet.colorizer import sharpened
+    from cunet.hints import encode_global_hint
+    from tests.test_cli import run
+
+    code, _, err = run(monkeypatch, capsys, "export", str(headed_weights), "--onnx", "-o", str(tmp_path / "m.onnx"))
+    assert (code, err) == (0, "")
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    facts = session.get_modelmeta().custom_metadata_map
+    assert json.loads(facts["cunet.decode"])["gain"] == 1.4
+    assert json.loads(facts["cunet.automatic_global"]) == {"setting": "predicted", "histogram_temperature": 0.5}
+    assert [o.name for o in session.get_outputs()] == ["ab", "histogram"] and "twice" in facts["cunet.histogram"]
+    model, _ = load_model(headed_weights)
+    inputs = torch.randn(1, model.config.input_channels, 24, 32)
+    zero = torch.zeros(1, model.global_hint_size)
+    _, histogram = session.run(None, {"inputs": inputs.numpy(), "global_hint": zero.numpy()})
+    with torch.no_grad():
+        expected = model.predict_histogram(model.encode(inputs)[3])
+        hint = encode_global_hint(sharpened(torch.from_numpy(histogram[0]), 0.5))[None]
+        expected_ab, _ = model(inputs, hint)
+    assert abs(histogram - expected.numpy()).max() < 1e-5
+    ab, _ = session.run(None, {"inputs": inputs.numpy(), "global_hint": hint.numpy()})
+    assert abs(ab - expected_ab.numpy()).max() < 1e-4
+
+
+def test_export_keeps_a_weights_files_choices_but_for_those_given(monkeypatch, capsys, headed_weights, tmp_path):
+    from tests.test_cli import run
+
+    code, _, err = run(monkeypatch, capsys, "export", str(headed_weights), "-o", str(tmp_path / "kept.safetensors"),
+                       "--chroma-gain", "1.2")
+    assert (code, err) == (0, "")
+    kept = Colorizer.from_pretrained(tmp_path / "kept.safetensors")
+    assert (kept.chroma_gain, kept.automatic_global, kept.histogram_temperature, kept.decode) == (1.2, "predicted", 0.5,
+                                                                                                  "regression")

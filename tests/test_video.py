@@ -17,7 +17,7 @@ from skimage import data as skdata
 
 from cunet.colorizer import Colorizer
 from cunet.errors import CunetError
-from cunet.flicker import colour_distribution_consistency, colour_warping_error, warping_error
+from cunet.flicker import colour_distribution_consistency, colour_warping_error, input_motion, warping_error
 from cunet.video import FilmColorizer, Steadiness, histogram_change, keyed_hints_from_json, lightness_histogram
 from cunet.video_io import Frame, VideoSource, transcode
 from tests.test_cli import assert_one_line_error, run
@@ -389,6 +389,34 @@ def test_warping_error_follows_the_motion():
     photo = skdata.astronaut()
     moving = [np.ascontiguousarray(photo[100:196, 100 + 2 * t:228 + 2 * t]) for t in range(4)]
     assert warping_error(moving, moving) < 0.002
+
+
+def test_the_fine_flow_sees_a_rotating_zoom_more_exactly_than_farneback():
+    photo = skdata.astronaut()
+    turning = [cv2.warpAffine(photo, cv2.getRotationMatrix2D((256, 256), t, 1 + 0.02 * t), (512, 512))[150:310, 150:310]
+               for t in range(4)]
+    fine = warping_error(turning, turning, flow="fine-dis")
+    assert fine < 0.0005 and fine < 0.8 * warping_error(turning, turning)
+
+
+def test_one_clips_motion_grades_any_colouring_of_it_as_its_frames_would():
+    photo = skdata.astronaut()
+    moving = [np.ascontiguousarray(photo[100:196, 100 + 2 * t:228 + 2 * t]) for t in range(4)]
+    tinted = [np.clip(f.astype(int) * [1.2, 1, 0.9] + 9 * (t % 2), 0, 255).astype(np.uint8) for t, f in enumerate(moving)]
+    motion = input_motion(moving, "fine-dis")
+    assert len(motion) == 3 and motion[0][0].shape == (96, 128, 2) and motion[0][1].dtype == bool
+    assert warping_error(tinted, motion=motion) == warping_error(tinted, moving, flow="fine-dis")
+    assert colour_warping_error(tinted, motion=motion) == colour_warping_error(tinted, moving, flow="fine-dis")
+
+
+def test_a_warping_error_with_an_unknown_flow_or_no_flow_is_refused():
+    frames = [skdata.astronaut()[:32, :32]] * 3
+    with pytest.raises(ValueError, match="farneback, fine-dis"):
+        warping_error(frames, frames, flow="raft")
+    with pytest.raises(ValueError, match="their motion"):
+        warping_error(frames)
+    with pytest.raises(ValueError, match="one flow between each two"):
+        warping_error(frames, motion=input_motion(frames[:2]))
 
 
 def test_cdc_is_zero_for_identical_frames_and_positive_when_colour_changes():

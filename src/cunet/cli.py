@@ -58,6 +58,11 @@ def _with_default(text: str, default) -> str:
     return f"{text} \\[default: {default}]"
 
 
+def _stored_or(text: str, fallback: str) -> str:
+    """`export`'s help for a choice a weights file may have stored."""
+    return _with_default(text, f"a weights file's stored choice; for a checkpoint {fallback}")
+
+
 #: What `colorize` names its outputs beside an input: NAME_color.png, NAME_color_frame2.png, NAME_v1.png.
 _OUTPUT_NAME = re.compile(r"^(?P<base>.+?)(?:_color|_v\d+)(?:_frame\d+)?$")
 
@@ -461,31 +466,33 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(
-        help="A training checkpoint (last.safetensors) or a weights file (its stored choices replaced).",
+        help="A training checkpoint (last.safetensors) or a weights file (its stored choices kept, but for those given).",
         show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .safetensors weights, or .onnx with --onnx.")],
     full_precision: Annotated[bool, typer.Option(help="Keep fp32 weights instead of fp16.")] = False,
-    decode: Annotated[str, typer.Option(
-        help="Default decoding stored with the weights: regression, annealed (distribution head) or blend.")] = "regression",
-    temperature: Annotated[float, typer.Option(help="Annealed-mean temperature (1 = mean, towards 0 = mode).")] = 0.38,
-    blend: Annotated[float, typer.Option(help="Share of the annealed mean in the blend decoding.")] = 0.5,
-    chroma_gain: Annotated[float, typer.Option(help=(
+    decode: Annotated[Optional[str], typer.Option(
+        help=_stored_or("Default decoding stored with the weights: regression, annealed (distribution head) or blend.", "regression"))] = None,
+    temperature: Annotated[Optional[float], typer.Option(
+        help=_stored_or("Annealed-mean temperature (1 = mean, towards 0 = mode).", "0.38"))] = None,
+    blend: Annotated[Optional[float], typer.Option(
+        help=_stored_or("Share of the annealed mean in the blend decoding.", "0.5"))] = None,
+    chroma_gain: Annotated[Optional[float], typer.Option(help=_stored_or((
         "Chroma gain stored with the weights, in (0, 3]: the decoded a*b* times this (measure first: "
-        "benchmarks/decoding_choice.py). Like --decode, it replaces what a weights file in had stored."))] = 1.0,
-    automatic_global: Annotated[str, typer.Option(help=(
-        "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."))] = "none",
-    histogram_temperature: Annotated[float, typer.Option(help=(
-        "Sharpening of the predicted histogram stored with the weights: p^(1/T); 1 = as predicted."))] = 1.0,
+        "benchmarks/decoding_choice.py)."), "1"))] = None,
+    automatic_global: Annotated[Optional[str], typer.Option(help=_stored_or((
+        "Global hint of automatic colouring stored with the weights: none, or predicted (needs a histogram head)."), "none"))] = None,
+    histogram_temperature: Annotated[Optional[float], typer.Option(help=_stored_or((
+        "Sharpening of the predicted histogram stored with the weights: p^(1/T); 1 = as predicted."), "1"))] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help=(
         "Write the whole network as an ONNX graph (for ONNX Runtime and other tools; its metadata says how "
-        "to feed it) instead of a weights file."))] = False,
+        "to feed it and the choices above) instead of a weights file."))] = False,
 ) -> None:
     """Turn a training checkpoint into a small weights file for `colorize --model` (or restate a weights
-    file's stored decoding and automatic global hint), or a model into ONNX."""
-    from cunet.train import export_weights
+    file's stored decoding and automatic global hint: what is not given stays), or a model into ONNX."""
+    from cunet.checkpoint import load_model, stored_info
+    from cunet.train import export_choices, export_weights
 
     if onnx:
-        from cunet.checkpoint import load_model, stored_info
         from cunet.runtime import onnx_available, write_onnx
 
         if out.suffix != ".onnx":
@@ -493,12 +500,9 @@ def export(
         if not onnx_available():
             raise CunetError("--onnx needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
         model, metadata = load_model(checkpoint)
-        info = stored_info(checkpoint, metadata)
-        if metadata["kind"] == "checkpoint":
-            from cunet.colorizer import check_decoding
-
-            check_decoding(decode, temperature, blend, model.distribution is not None, chroma_gain)
-            info["decode"] = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
+        info = {**stored_info(checkpoint, metadata),
+                **export_choices(checkpoint, model, metadata, decode, temperature, blend, chroma_gain,
+                                 automatic_global, histogram_temperature)}
         prepare_output_folder(out.parent)
         write_onnx(model, info, out)
         typer.echo(f"wrote {out}")

@@ -127,8 +127,12 @@ class _Whole(nn.Module):
         self.model = model
 
     def forward(self, inputs, global_hint):
-        ab, logits = self.model(inputs, global_hint)
-        return ab if logits is None else (ab, logits)
+        features = self.model.encode(inputs)
+        ab, logits = self.model.decode(*features, global_hint)
+        outputs = (ab,) + (() if logits is None else (logits,))
+        if self.model.histogram is not None:
+            outputs += (self.model.predict_histogram(features[3]),)
+        return outputs if len(outputs) > 1 else ab
 
 
 def _spatial(name: str) -> dict[int, str]:
@@ -155,16 +159,18 @@ def _example(model: CUNet) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def write_onnx(model: CUNet, info: dict, path) -> None:
-    """The whole network as one ONNX graph (inputs, global_hint) -> ab[, logits], for `cunet export
-    --onnx`: to run the model outside Python. What a caller must know to feed it is stored in the
-    graph's metadata (input channels, working size, scales)."""
+    """The whole network as one ONNX graph (inputs, global_hint) -> ab[, logits][, histogram], for
+    `cunet export --onnx`: to run the model outside Python. What a caller must know to feed it is
+    stored in the graph's metadata (input channels, working size, scales, and the choices `info`
+    holds: decoding, gain, automatic global hint), so that the graph can colour as `cunet` does."""
     import onnx
 
     from cunet.color import AB_SCALE, L_CENTER, L_SCALE
     from cunet.io import write_atomic
 
     model = model.float().eval()
-    outputs = ["ab"] + (["logits"] if model.distribution is not None else [])
+    outputs = (["ab"] + (["logits"] if model.distribution is not None else [])
+               + (["histogram"] if model.histogram is not None else []))
     inputs, global_hint = _example(model)
     buffer = io.BytesIO()
     export_onnx(_Whole(model), (inputs, global_hint), ["inputs", "global_hint"], outputs, buffer)
@@ -181,7 +187,15 @@ def write_onnx(model: CUNet, info: dict, path) -> None:
         "cunet.working_size": str(info.get("working_size", 128)),
         "cunet.model_config": json.dumps(model.config.to_dict()),
         "cunet.decode": json.dumps(info.get("decode", {"method": "regression"})),
+        "cunet.automatic_global": json.dumps({"setting": info.get("automatic_global", "none"),
+                                              "histogram_temperature": info.get("histogram_temperature", 1.0)}),
     }
+    if model.histogram is not None:
+        facts["cunet.histogram"] = (
+            f"(B, {model.config.global_bins}): the photo's own a*b* histogram predicted from its L* (sums to 1; "
+            "it does not read global_hint). With automatic_global 'predicted', automatic colouring runs "
+            "twice: once with the point-free inputs and a zero global_hint for this, then with the global "
+            "hint made of it (p^(1/T) renormalised, flag 1; saturation 0, flag 0)")
     for key, value in facts.items():
         graph.metadata_props.add(key=key, value=value)
     write_atomic(path, lambda handle: handle.write(graph.SerializeToString()))

@@ -354,16 +354,34 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     return checkpoint
 
 
+def export_choices(path: Path, model: CUNet, metadata: dict, decode: str | None = None,
+                   temperature: float | None = None, blend: float | None = None, chroma_gain: float | None = None,
+                   automatic_global: str | None = None, histogram_temperature: float | None = None) -> dict:
+    """How `Colorizer` should run an exported model: each choice given, else the one a weights file in
+    had stored (a checkpoint stores none: regression, no gain, no global hint), checked against the
+    model's heads. Both export formats store these, so an ONNX graph says what the weights would."""
+    stored = stored_info(path, metadata)
+    given = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
+    choice = {key: stored["decode"][key] if value is None else value for key, value in given.items()}
+    automatic = stored["automatic_global"] if automatic_global is None else automatic_global
+    sharpening = stored["histogram_temperature"] if histogram_temperature is None else histogram_temperature
+    check_decoding(choice["method"], choice["temperature"], choice["blend"], model.distribution is not None, choice["gain"])
+    check_automatic_global(automatic, model.histogram is not None, sharpening)
+    return {"decode": choice, "automatic_global": automatic, "histogram_temperature": sharpening}
+
+
 def export_weights(
-    checkpoint: Path, out: Path, half: bool = True, decode: str = "regression", temperature: float = 0.38,
-    blend: float = 0.5, automatic_global: str = "none", histogram_temperature: float = 1.0, chroma_gain: float = 1.0,
+    checkpoint: Path, out: Path, half: bool = True, decode: str | None = None, temperature: float | None = None,
+    blend: float | None = None, automatic_global: str | None = None, histogram_temperature: float | None = None,
+    chroma_gain: float | None = None,
 ) -> None:
     """Checkpoint -> shippable weights file with the training facts a model card needs, and how
     `Colorizer` should decode the model's output and which global hint automatic colouring takes
-    (choices measured on val photos). A weights file in keeps its facts and gets the new choices."""
+    (choices measured on val photos; `export_choices`). A weights file in keeps its facts and its
+    choices, but for those given anew."""
     model, metadata = load_model(checkpoint)
-    check_decoding(decode, temperature, blend, model.distribution is not None, chroma_gain)
-    check_automatic_global(automatic_global, model.histogram is not None, histogram_temperature)
+    choices = export_choices(checkpoint, model, metadata, decode, temperature, blend, chroma_gain,
+                             automatic_global, histogram_temperature)
     if metadata.get("kind") == "checkpoint":
         train_config = metadata["extra"].get("train_config", {})
         info = {
@@ -374,7 +392,5 @@ def export_weights(
         }
     else:
         info = dict(metadata.get("info", {}))
-    info["decode"] = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
-    info["automatic_global"] = automatic_global
-    info["histogram_temperature"] = histogram_temperature
+    info.update(choices)
     save_weights(out, model, info, half=half)
