@@ -36,7 +36,7 @@ from cunet.color import srgb_with_ab_uint8
 from cunet.colorizer import Colorizer
 from cunet.flicker import METRIC_FLOWS, colour_distribution_consistency, colour_warping_error, input_motion, warping_error
 from cunet.io import write_atomic
-from cunet.metrics import psnr
+from cunet.metrics import colorfulness, psnr
 from cunet.video import FilmColorizer, Steadiness, histogram_change, lightness_histogram
 from cunet.video_io import Frame, VideoSource, transcode
 
@@ -56,6 +56,8 @@ OPTIONS = [
     ("palette + flow 0.2, every 3rd", Steadiness(blend=0.2, every=3)),
     ("palette + flow 0.2, every 4th", Steadiness(blend=0.2, every=4)),
     ("palette + flow 0.2, every 6th", Steadiness(blend=0.2, every=6)),
+    ("predicted palette only", Steadiness(shot_palette=True, stabilise=False, every=1, palette_from="predicted")),
+    ("predicted palette + flow 0.2, every 4th", Steadiness(blend=0.2, every=4, palette_from="predicted")),
 ]
 
 
@@ -113,14 +115,15 @@ def quality(colorizer: Colorizer, clips: dict, rows: dict, motion: dict, only: s
             outputs, film = colour_clip(colorizer, frames, steadiness)
             per_clip[clip] = {
                 "psnr": float(np.mean([float(psnr(o, t)) for o, t in zip(outputs, frames)])),
+                "colourfulness": float(np.mean([colorfulness(o) for o in outputs])),
                 **flicker(outputs, motion[clip]),
                 "cdc": colour_distribution_consistency(outputs),
                 "network_frames": film.network_frames,
             }
         seconds = time.perf_counter() - start
         rows[name] = {"options": asdict(steadiness), "seconds": seconds, "clips": per_clip,
-                      **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("psnr", "cdc", *FLICKER)}}
-        print(f"{name}: " + ", ".join(f"{k} {rows[name][k]:.5f}" for k in ("psnr", "cdc", *FLICKER)), flush=True)
+                      **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("psnr", "colourfulness", "cdc", *FLICKER)}}
+        print(f"{name}: " + ", ".join(f"{k} {rows[name][k]:.5f}" for k in ("psnr", "colourfulness", "cdc", *FLICKER)), flush=True)
     base = rows["per-frame"]
     for row in rows.values():
         row["psnr_vs_per_frame"] = row["psnr"] - base["psnr"]
@@ -136,9 +139,11 @@ def floors(clips: dict, motion: dict) -> dict:
     rows = {}
     for name, make in (("gray input", gray), ("ground truth", lambda rgb: rgb)):
         per_clip = {clip: {**flicker([make(f) for f in frames], motion[clip]),
+                           "colourfulness": float(np.mean([colorfulness(make(f)) for f in frames])),
                            "cdc": colour_distribution_consistency([make(f) for f in frames])}
                     for clip, frames in clips.items()}
-        rows[name] = {"clips": per_clip, **{k: float(np.mean([c[k] for c in per_clip.values()])) for k in ("cdc", *FLICKER)}}
+        rows[name] = {"clips": per_clip, **{k: float(np.mean([c[k] for c in per_clip.values()]))
+                                            for k in ("colourfulness", "cdc", *FLICKER)}}
     return rows
 
 
@@ -306,8 +311,9 @@ def main() -> None:
     print(json.dumps({k: v for k, v in results.items() if k != "quality"}, indent=2)[:3000])
     for name, row in results.get("quality", {}).items():
         fine = (f"  fine-DIS warp {row['warping_error_fine_dis']:.5f} ({row['warping_error_fine_dis_reduction']:+.0%})"
-                if "warping_error_fine_dis" in row else "")
-        print(f"{name:32s} PSNR {row['psnr']:.2f} ({row['psnr_vs_per_frame']:+.2f})  warp {row['warping_error']:.5f} "
+                if "warping_error_fine_dis_reduction" in row else "")
+        colour = f"  colourfulness {row['colourfulness']:.1f}" if "colourfulness" in row else ""
+        print(f"{name:32s} PSNR {row['psnr']:.2f} ({row['psnr_vs_per_frame']:+.2f}){colour}  warp {row['warping_error']:.5f} "
               f"({row['warping_error_reduction']:+.0%}){fine}  ab warp {row['colour_warping_error']:.2f} "
               f"({row['colour_warping_error_reduction']:+.0%})  CDC {row['cdc']:.5f} ({row['cdc_reduction']:+.0%})  {row['seconds']:.0f}s")
 

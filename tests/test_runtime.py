@@ -189,19 +189,19 @@ def test_export_onnx_wants_an_onnx_name(monkeypatch, capsys, tiny_model_file, tm
     code, out, err = run(monkeypatch, capsys, "export", str(tiny_model_file), "--onnx", "-o", str(tmp_path / "m.bin"))
     assert code == 2 and err.strip() == f"error: {tmp_path / 'm.bin'}: ONNX files end in .onnx"
 
-
-
 @pytest.fixture
 def headed_weights(tiny_model_file, tmp_path):
-    """A tiny model with a histogram head whose file stores choices like the bundled model's."""
-    from cunet.checkpoint import load_model, save_weights
+    """A tiny model with both heads whose file stores choices, none of them the defaults."""
+    from cunet.checkpoint import save_weights
+    from cunet.gamut import num_bins
     from cunet.train_histogram import with_histogram_head
 
     torch.manual_seed(2)
-    model = with_histogram_head(load_model(tiny_model_file)[0]).eval()
+    model = with_histogram_head(CUNet(CUNetConfig(width=4, global_bins=num_bins(), distribution_head=True))).eval()
     path = tmp_path / "headed.safetensors"
     save_weights(path, model, {"working_size": 64, "automatic_global": "predicted", "histogram_temperature": 0.5,
-                               "decode": {"method": "regression", "gain": 1.4}}, half=False)
+                               "decode": {"method": "blend", "temperature": 0.3, "blend": 0.25, "gain": 1.4}},
+                 half=False)
     return path
 
 
@@ -221,20 +221,39 @@ def test_an_onnx_graph_gives_the_histogram_automatic_colouring_takes_and_says_ho
     assert (code, err) == (0, "")
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     facts = session.get_modelmeta().custom_metadata_map
-    assert json.loads(facts["cunet.decode"])["gain"] == 1.4
+    assert json.loads(facts["cunet.decode"]) == {"method": "blend", "temperature": 0.3, "blend": 0.25, "gain": 1.4}
     assert json.loads(facts["cunet.automatic_global"]) == {"setting": "predicted", "histogram_temperature": 0.5}
-    assert [o.name for o in session.get_outputs()] == ["ab", "histogram"] and "twice" in facts["cunet.histogram"]
+    assert [o.name for o in session.get_outputs()] == ["ab", "logits", "histogram"]
+    assert "twice" in facts["cunet.histogram"]
     model, _ = load_model(headed_weights)
     inputs = torch.randn(1, model.config.input_channels, 24, 32)
     zero = torch.zeros(1, model.global_hint_size)
-    _, histogram = session.run(None, {"inputs": inputs.numpy(), "global_hint": zero.numpy()})
+    _, _, histogram = session.run(None, {"inputs": inputs.numpy(), "global_hint": zero.numpy()})
     with torch.no_grad():
         expected = model.predict_histogram(model.encode(inputs)[3])
         hint = encode_global_hint(sharpened(torch.from_numpy(histogram[0]), 0.5))[None]
         expected_ab, _ = model(inputs, hint)
     assert abs(histogram - expected.numpy()).max() < 1e-5
-    ab, _ = session.run(None, {"inputs": inputs.numpy(), "global_hint": hint.numpy()})
+    ab, _, _ = session.run(None, {"inputs": inputs.numpy(), "global_hint": hint.numpy()})
     assert abs(ab - expected_ab.numpy()).max() < 1e-4
+
+
+@needs_onnx
+def test_an_onnx_graphs_choices_given_on_the_command_line_replace_the_stored_ones(
+        monkeypatch, capsys, headed_weights, tmp_path):
+    import json
+
+    import onnxruntime
+
+    from tests.test_cli import run
+
+    code, _, err = run(monkeypatch, capsys, "export", str(headed_weights), "--onnx", "-o", str(tmp_path / "m.onnx"),
+                       "--decode", "regression", "--histogram-temperature", "0.8")
+    assert (code, err) == (0, "")
+    facts = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]
+                                         ).get_modelmeta().custom_metadata_map
+    assert json.loads(facts["cunet.decode"]) == {"method": "regression", "temperature": 0.3, "blend": 0.25, "gain": 1.4}
+    assert json.loads(facts["cunet.automatic_global"]) == {"setting": "predicted", "histogram_temperature": 0.8}
 
 
 def test_export_keeps_a_weights_files_choices_but_for_those_given(monkeypatch, capsys, headed_weights, tmp_path):
@@ -244,5 +263,19 @@ def test_export_keeps_a_weights_files_choices_but_for_those_given(monkeypatch, c
                        "--chroma-gain", "1.2")
     assert (code, err) == (0, "")
     kept = Colorizer.from_pretrained(tmp_path / "kept.safetensors")
-    assert (kept.chroma_gain, kept.automatic_global, kept.histogram_temperature, kept.decode) == (1.2, "predicted", 0.5,
-                                                                                                  "regression")
+    assert (kept.decode, kept.temperature, kept.blend, kept.chroma_gain) == ("blend", 0.3, 0.25, 1.2)
+    assert (kept.automatic_global, kept.histogram_temperature) == ("predicted", 0.5)
+
+
+def test_exporting_a_file_whose_stored_choice_its_model_cannot_run_names_the_file(monkeypatch, capsys, tiny_model_file,
+                                                                                  tmp_path):
+    from cunet.checkpoint import load_model, save_weights
+    from tests.test_cli import assert_one_line_error, run
+
+    broken = tmp_path / "broken.safetensors"
+    save_weights(broken, load_model(tiny_model_file)[0], {"working_size": 64, "decode": {"method": "annealed"}})
+    code, out, err = run(monkeypatch, capsys, "export", str(broken), "-o", str(tmp_path / "out.safetensors"))
+    assert_one_line_error(code, err, f"{broken}: ")
+    code, _, err = run(monkeypatch, capsys, "export", str(broken), "-o", str(tmp_path / "out.safetensors"),
+                       "--decode", "regression")
+    assert (code, err) == (0, "") and Colorizer.from_pretrained(tmp_path / "out.safetensors").decode == "regression"

@@ -233,6 +233,27 @@ def test_a_shot_palette_is_taken_from_the_colour_before_the_chroma_gain(monkeypa
     assert palettes[1.0] is not None and torch.allclose(palettes[1.0], palettes[2.0], atol=1e-6)
 
 
+def test_a_palette_from_the_histogram_head_is_the_mean_of_its_first_frames_predictions(monkeypatch, colorizer,
+                                                                                     astronaut_pan):
+    from cunet.video import PALETTE_FRAMES
+
+    film = FilmColorizer(colorizer, Steadiness(stabilise=False, palette_from="predicted"))
+    palettes = []
+    original = film._frame_colour
+    monkeypatch.setattr(film, "_frame_colour", lambda item, palette: (palettes.append(palette), original(item, palette))[1])
+    list(film.frames(Frame(f) for f in astronaut_pan[:4]))
+    expected = torch.stack([colorizer.predicted_histogram(f) for f in astronaut_pan[:PALETTE_FRAMES]]).mean(0)
+    assert len(palettes) == 4 and all(p is palettes[0] for p in palettes)
+    assert torch.allclose(palettes[0], expected / expected.sum(), atol=1e-6)
+
+
+def test_a_palette_from_the_histogram_head_needs_a_model_with_one(tiny_model_file):
+    with pytest.raises(CunetError, match="needs a model with a histogram head"):
+        FilmColorizer(Colorizer.from_pretrained(tiny_model_file), Steadiness(palette_from="predicted"))
+    with pytest.raises(CunetError, match="--palette-from must be one of frames, predicted"):
+        Steadiness(palette_from="reference")
+
+
 def test_a_keyed_point_is_carried_along_a_pan(colorizer):
     frames = panned(skdata.astronaut(), 12, step=4, moving_object=False)
     keyed = keyed_hints_from_json({"frame": 0, "points": [{"x": 150, "y": 25, "color": "#40c040", "size": 5}]})
@@ -417,6 +438,8 @@ def test_a_warping_error_with_an_unknown_flow_or_no_flow_is_refused():
         warping_error(frames)
     with pytest.raises(ValueError, match="one flow between each two"):
         warping_error(frames, motion=input_motion(frames[:2]))
+    with pytest.raises(ValueError, match="not both"):
+        warping_error(frames, frames, flow="fine-dis", motion=input_motion(frames))
 
 
 def test_cdc_is_zero_for_identical_frames_and_positive_when_colour_changes():

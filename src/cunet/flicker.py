@@ -8,9 +8,9 @@
   `cunet.video` stabilises with, so that the stabiliser is not graded by its own flow; and a fine DIS
   (medium preset, every pyramid level down to full resolution, patches every 2 px, 10 variational
   refinement steps), which explains the gray DAVIS clips' own frames far better (their warping error
-  0.0028 against Farneback's 0.0112), nearer what the FlowNet2 flow of Lai et al. gives. Every
-  colouring keeps the input's L*, so the error the flow makes on the lightness is a floor all of them
-  share; the finer flow lowers it and lets more of the colour's own flicker show.
+  0.0028 against Farneback's 0.0112; Lai et al. used FlowNet2, not available here). Every colouring
+  keeps the input's L*, so the error the flow makes on the lightness is a floor all of them share; the
+  finer flow lowers it and lets more of the colour's own flicker show.
 - **CDC**, colour distribution consistency (Lei & Chen 2019; with steps 1, 2 and 4 as Liu et al.
   2021 use it): the Jensen-Shannon divergence (natural log) between the 256-bin histograms of each
   RGB channel of frames t and t + k, averaged over channels, frames and k in (1, 2, 4).
@@ -94,6 +94,8 @@ def colour_warping_error(outputs: list[np.ndarray], inputs: list[np.ndarray] | N
 
 
 def _warping_error(outputs: list[np.ndarray], inputs, flow: str, motion: Motion | None) -> float:
+    if motion is not None and (inputs is not None or flow != "farneback"):
+        raise ValueError("warping_error takes the inputs (and a flow) or their motion, not both")
     if motion is None:
         if inputs is None or len(outputs) != len(inputs):
             raise ValueError("warping_error needs as many inputs as outputs (or their motion)")

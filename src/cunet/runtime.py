@@ -162,7 +162,8 @@ def write_onnx(model: CUNet, info: dict, path) -> None:
     """The whole network as one ONNX graph (inputs, global_hint) -> ab[, logits][, histogram], for
     `cunet export --onnx`: to run the model outside Python. What a caller must know to feed it is
     stored in the graph's metadata (input channels, working size, scales, and the choices `info`
-    holds: decoding, gain, automatic global hint), so that the graph can colour as `cunet` does."""
+    holds: decoding, gain, automatic global hint), so that the graph can colour automatically as
+    `cunet` does (with points, `Colorizer.hints_lead`'s mix of two decodes is the caller's)."""
     import onnx
 
     from cunet.color import AB_SCALE, L_CENTER, L_SCALE

@@ -365,8 +365,15 @@ def export_choices(path: Path, model: CUNet, metadata: dict, decode: str | None 
     choice = {key: stored["decode"][key] if value is None else value for key, value in given.items()}
     automatic = stored["automatic_global"] if automatic_global is None else automatic_global
     sharpening = stored["histogram_temperature"] if histogram_temperature is None else histogram_temperature
-    check_decoding(choice["method"], choice["temperature"], choice["blend"], model.distribution is not None, choice["gain"])
-    check_automatic_global(automatic, model.histogram is not None, sharpening)
+    checks = ((given.values(), lambda: check_decoding(choice["method"], choice["temperature"], choice["blend"],
+                                                      model.distribution is not None, choice["gain"])),
+              ((automatic_global, histogram_temperature),
+               lambda: check_automatic_global(automatic, model.histogram is not None, sharpening)))
+    for values, check in checks:
+        try:
+            check()
+        except CunetError as error:  # a choice the file itself stored is the file's fault: name it
+            raise (CunetError(f"{path}: {error}") if all(v is None for v in values) else error) from None
     return {"decode": choice, "automatic_global": automatic, "histogram_temperature": sharpening}
 
 
