@@ -6,9 +6,9 @@ Both panels show the headline (the macro average over the sources that are not f
 thick line and each source as a thin one, as gains over the gray prediction in dB, so that a gain
 carried by one source is seen as such; the face crops (UTKFace) are drawn dashed, outside the headline.
 
-    python scripts/training_curve.py docs/training/v3.log.jsonl \
+    python scripts/training_curve.py docs/training/v3.log.jsonl docs/training/v3arms/control.log.jsonl \
         --start docs/results/v3_stages/v2-stage5 \
-        --stages docs/results/v3_stages/v3-stage{1,2,3,4,5} --out docs/v3_curve.png
+        --stages docs/results/v3_stages/v3-stage{1,2,3,4,5,6,7,8} --out docs/v3_curve.png
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from cunet.sources import FACE_CROP_SOURCES
 from cunet.train import read_log
 
 
-def validation_curve(log: Path) -> tuple[list[dict], int]:
-    """The log's validation records, one per step (a restarted stage's repeated step keeps the last),
-    and the number of validation photos (its last start record's)."""
-    records = read_log(log)
+def validation_curve(logs: list[Path]) -> tuple[list[dict], int]:
+    """The logs' validation records, one per step (a restarted stage's repeated step keeps the last;
+    logs in the order given, so a run continued in another folder goes on where the first ended), and
+    the number of validation photos (the last start record's)."""
+    records = [record for log in logs for record in read_log(log)]
     by_step = {record["step"]: record for record in records if record["event"] == "val"}
     photos = next((record.get("val_photos") for record in reversed(records) if record["event"] == "start"), None)
     return [by_step[step] for step in sorted(by_step)], photos
@@ -96,13 +97,13 @@ def draw(curve: list[dict], val_photos: int | None, stages: list[dict], out: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("log", type=Path, help="the run's log.jsonl")
+    parser.add_argument("logs", type=Path, nargs="+", help="the run's log.jsonl (several: one run continued, in order)")
     parser.add_argument("--start", type=Path, default=None, help="the report of the weights the run began from (hour 0)")
     parser.add_argument("--stages", type=Path, nargs="*", default=[], help="each stage's cunet evaluate report folder")
     parser.add_argument("--out", type=Path, default=Path("docs/v3_curve.png"))
     args = parser.parse_args()
     stages = ([stage_point(args.start, 0.0)] if args.start else []) + [stage_point(d) for d in args.stages]
-    draw(*validation_curve(args.log), stages, args.out)
+    draw(*validation_curve(args.logs), stages, args.out)
     for stage in stages:
         print(f"{stage['name']:12s} {stage['hours']:5.2f} h  automatic {stage['automatic']:+.2f}  "
               f"10 points {stage['points10']:+.2f} dB over gray")
