@@ -492,10 +492,10 @@ def export(
 ) -> None:
     """Turn a training checkpoint into a small weights file for `colorize --model` (or restate a weights
     file's stored decoding and automatic global hint: what is not given stays), or a model into ONNX."""
-    from cunet.checkpoint import load_model, stored_info
     from cunet.train import export_choices, export_weights
 
     if onnx:
+        from cunet.checkpoint import load_model, stored_info
         from cunet.runtime import onnx_available, write_onnx
 
         if out.suffix != ".onnx":
