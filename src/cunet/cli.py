@@ -503,9 +503,9 @@ def export(
         if not onnx_available():
             raise CunetError("--onnx needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
         model, metadata = load_model(checkpoint)
-        info = {**stored_info(checkpoint, metadata),
-                **export_choices(checkpoint, model, metadata, decode, temperature, blend, chroma_gain,
-                                 automatic_global, histogram_temperature)}
+        stored = stored_info(checkpoint, metadata)
+        info = {**stored, **export_choices(checkpoint, model, stored, decode, temperature, blend, chroma_gain,
+                                           automatic_global, histogram_temperature)}
         prepare_output_folder(out.parent)
         write_onnx(model, info, out)
         typer.echo(f"wrote {out}")

@@ -354,13 +354,13 @@ def _train(config: TrainConfig, ranks: distributed.Ranks, device: torch.device, 
     return checkpoint
 
 
-def export_choices(path: Path, model: CUNet, metadata: dict, decode: str | None = None,
+def export_choices(path: Path, model: CUNet, stored: dict, decode: str | None = None,
                    temperature: float | None = None, blend: float | None = None, chroma_gain: float | None = None,
                    automatic_global: str | None = None, histogram_temperature: float | None = None) -> dict:
-    """How `Colorizer` should run an exported model: each choice given, else the one a weights file in
-    had stored (a checkpoint stores none: regression, no gain, no global hint), checked against the
-    model's heads. Both export formats store these, so an ONNX graph says what the weights would."""
-    stored = stored_info(path, metadata)
+    """How `Colorizer` should run an exported model: each choice given, else the one the file at `path`
+    had stored (`stored`: its `stored_info`; a checkpoint stores none: regression, no gain, no global
+    hint), checked against the model's heads. Both export formats store these, so an ONNX graph says
+    what the weights would."""
     given = {"method": decode, "temperature": temperature, "blend": blend, "gain": chroma_gain}
     choice = {key: stored["decode"][key] if value is None else value for key, value in given.items()}
     automatic = stored["automatic_global"] if automatic_global is None else automatic_global
@@ -387,14 +387,15 @@ def export_weights(
     (choices measured on val photos; `export_choices`). A weights file in keeps its facts and its
     choices, but for those given anew."""
     model, metadata = load_model(checkpoint)
-    choices = export_choices(checkpoint, model, metadata, decode, temperature, blend, chroma_gain,
+    stored = stored_info(checkpoint, metadata)
+    choices = export_choices(checkpoint, model, stored, decode, temperature, blend, chroma_gain,
                              automatic_global, histogram_temperature)
     if metadata.get("kind") == "checkpoint":
         train_config = metadata["extra"].get("train_config", {})
         info = {
             "steps": metadata["step"],
             "train_seconds": metadata["extra"].get("train_seconds"),
-            "working_size": stored_info(checkpoint, metadata)["working_size"],
+            "working_size": stored["working_size"],
             "train_config": train_config,
         }
     else:
