@@ -380,3 +380,28 @@ def test_colorize_takes_strokes_from_a_hints_file(monkeypatch, capsys, gray_phot
     code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / "d.png", "--hints", hints,
                        "--model", tiny_model_file)
     assert_one_line_error(code, err, "stroke 1 leaves the")
+
+
+def test_a_widened_model_colours_a_photo_as_the_model_does(monkeypatch, capsys, gray_photo, tiny_model_file, tmp_path):
+    code, out, err = run(monkeypatch, capsys, "widen", tiny_model_file, "--width", "7", "-o", tmp_path / "wide.safetensors")
+    assert code == 0 and out == f"wrote {tmp_path / 'wide.safetensors'}\n", err
+    pixels = []
+    for model in (tiny_model_file, tmp_path / "wide.safetensors"):
+        code, _, err = run(monkeypatch, capsys, "colorize", gray_photo, "-o", tmp_path / f"{model.stem}.png", "--model", model)
+        assert code == 0, err
+        pixels.append(np.asarray(Image.open(tmp_path / f"{model.stem}.png"), dtype=int))
+    assert np.abs(pixels[0] - pixels[1]).max() <= 1
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--width", "3"], "--width must be from the model's 4 to 256, got 3"),
+    (["--width", "300"], "--width must be from the model's 4 to 256, got 300"),
+    (["--width", "8", "-o", "wide.pt"], "wide.pt: weights files end in .safetensors"),
+])
+def test_widen_refuses_a_narrower_or_too_wide_model_and_other_files(monkeypatch, capsys, tiny_model_file, tmp_path,
+                                                                    args, expected):
+    monkeypatch.chdir(tmp_path)
+    args = args if "-o" in args else [*args, "-o", "wide.safetensors"]
+    code, _, err = run(monkeypatch, capsys, "widen", tiny_model_file, *args)
+    assert_one_line_error(code, err, expected)
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ from cunet.train import (
     read_log,
     restore,
     train,
+    widen_weights,
 )
 
 
@@ -147,6 +148,19 @@ def test_a_lost_checkpoints_stage_export_continues_the_schedule_at_its_step(phot
     train(config, progress=False)
     trains = [r for r in read_log(tmp_path / "second" / LOG_FILE) if r["event"] == "train"]
     assert [r["step"] for r in trains] == [4, 5]
+
+
+def test_a_widened_checkpoint_goes_on_at_its_step_in_a_wider_run(photo_folder, tmp_path):
+    first = train(tiny_config(photo_folder, tmp_path / "first", steps=3), progress=False)
+    widen_weights(first, tmp_path / "wide.safetensors", width=6)
+    config = tiny_config(photo_folder, tmp_path / "wide", steps=5, width=6, init_from=str(tmp_path / "wide.safetensors"),
+                         init_continues=True)
+    model = build_model(config.model_config())
+    step, seconds = restore(model, torch.optim.AdamW(model.parameters()), config, tmp_path / "wide" / LAST_CHECKPOINT)
+    assert step == 3 and seconds > 0 and model.config.width == 6
+    _, metadata = load_model(tmp_path / "wide.safetensors")
+    assert metadata["info"]["widened_from"] == {"width": 4, "seed": 0}
+    assert metadata["info"]["train_config"]["width"] == 4
 
 
 def test_continuing_needs_weights_to_continue_from():

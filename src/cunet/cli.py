@@ -387,6 +387,9 @@ def video(
     steadiness = Steadiness(cuts=cuts, shot_palette=palette, stabilise=stabilise, palette_from=palette_from,
                             **({} if every is None else {"every": every}))
     check_video_target(out)
+    if palette_from != "frames" and (not palette or reference is not None):
+        _note(f"note: --palette-from {palette_from} is ignored: " + (
+            "--no-palette makes no shot palette" if not palette else "the reference's colours guide every shot"))
     keyed = load_video_hints(hints) if hints is not None else ()
     film_source = VideoSource(source, rate=fps)
     try:
@@ -516,6 +519,24 @@ def export(
     export_weights(checkpoint, out, half=not full_precision, decode=decode, temperature=temperature, blend=blend,
                    automatic_global=automatic_global, histogram_temperature=histogram_temperature,
                    chroma_gain=chroma_gain)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def widen(
+    weights: Annotated[Path, typer.Argument(help="A weights file or training checkpoint.", show_default=False)],
+    width: Annotated[int, typer.Option("--width", help="The new conv1 width (conv2-4: 2x, 4x, 8x).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors, fp32).")],
+    seed: Annotated[int, typer.Option(help="Picks the copied channels and their split shares.")] = 0,
+) -> None:
+    """A wider copy of a trained model that colours exactly alike (Net2Wider), to train on with
+    `init_from` (+ `init_continues`): width trials that all start from one colouring."""
+    from cunet.train import widen_weights
+
+    if out.suffix != ".safetensors":
+        raise CunetError(f"{out}: weights files end in .safetensors")
+    prepare_output_folder(out.parent)
+    widen_weights(weights, out, width, seed)
     typer.echo(f"wrote {out}")
 
 

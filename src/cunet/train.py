@@ -51,9 +51,10 @@ from cunet.hints import (
 )
 from cunet.losses import ab_loss, chroma_deficit, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
-from cunet.model import CUNet, build_model
+from cunet.model import MAX_WIDTH, CUNet, build_model
 from cunet.sources import FACE_CROP_SOURCES, headline_sources, macro_mean
 from cunet.train_config import TrainConfig
+from cunet.widen import widen_model
 
 LAST_CHECKPOINT = "last.safetensors"
 LOG_FILE = "log.jsonl"
@@ -390,15 +391,25 @@ def export_weights(
     stored = stored_info(checkpoint, metadata)
     choices = export_choices(checkpoint, model, stored, decode, temperature, blend, chroma_gain,
                              automatic_global, histogram_temperature)
-    if metadata.get("kind") == "checkpoint":
-        train_config = metadata["extra"].get("train_config", {})
-        info = {
-            "steps": metadata["step"],
-            "train_seconds": metadata["extra"].get("train_seconds"),
-            "working_size": stored["working_size"],
-            "train_config": train_config,
-        }
-    else:
-        info = dict(metadata.get("info", {}))
-    info.update(choices)
-    save_weights(out, model, info, half=half)
+    save_weights(out, model, {**file_facts(metadata, stored), **choices}, half=half)
+
+
+def file_facts(metadata: dict, stored: dict) -> dict:
+    """The training facts a weights file carries (steps, training seconds, working size, the run's
+    config), from a weights file's `info` or a checkpoint's step and extras."""
+    if metadata.get("kind") != "checkpoint":
+        return dict(metadata.get("info", {}))
+    return {"steps": metadata["step"], "train_seconds": metadata["extra"].get("train_seconds"),
+            "working_size": stored["working_size"], "train_config": metadata["extra"].get("train_config", {})}
+
+
+def widen_weights(source: Path, out: Path, width: int, seed: int = 0) -> None:
+    """A checkpoint or weights file -> an fp32 weights file of a wider CU-net that colours alike
+    (`cunet.widen`), keeping the facts and choices, so `init_from` + `init_continues` go on from it."""
+    model, metadata = load_model(source)
+    stored = stored_info(source, metadata)
+    if isinstance(width, bool) or not isinstance(width, int) or not model.config.width <= width <= MAX_WIDTH:
+        raise CunetError(f"--width must be from the model's {model.config.width} to {MAX_WIDTH}, got {width}")
+    info = {**file_facts(metadata, stored), **export_choices(source, model, stored),
+            "widened_from": {"width": model.config.width, "seed": seed}}
+    save_weights(out, widen_model(model, width, seed), info, half=False)
