@@ -396,12 +396,13 @@ def test_a_widened_model_colours_a_photo_as_the_model_does(monkeypatch, capsys, 
 @pytest.mark.parametrize("args,expected", [
     (["--width", "3"], "--width must be from the model's 4 to 256, got 3"),
     (["--width", "300"], "--width must be from the model's 4 to 256, got 300"),
-    (["--width", "8", "-o", "wide.pt"], "wide.pt: weights files end in .safetensors"),
+    (["--width", "8", "--seed", "-1"], "-1 is not in the range x>=0"),
+    (["--width", "8", "-o", "new/wide.pt"], "new/wide.pt: weights files end in .safetensors"),
 ])
 def test_widen_refuses_a_narrower_or_too_wide_model_and_other_files(monkeypatch, capsys, tiny_model_file, tmp_path,
                                                                     args, expected):
     monkeypatch.chdir(tmp_path)
-    args = args if "-o" in args else [*args, "-o", "wide.safetensors"]
+    args = args if "-o" in args else [*args, "-o", "new/wide.safetensors"]
     code, _, err = run(monkeypatch, capsys, "widen", tiny_model_file, *args)
     assert_one_line_error(code, err, expected)
     assert list(tmp_path.iterdir()) == []

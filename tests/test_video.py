@@ -530,12 +530,14 @@ def test_fps_with_a_video_is_noted_and_the_video_keeps_its_rate(monkeypatch, cap
 @pytest.mark.parametrize("option,reason", [("--no-palette", "--no-palette makes no shot palette"),
                                            ("--reference", "the reference's colours guide every shot")])
 def test_a_palette_source_that_nothing_uses_is_noted(monkeypatch, capsys, tmp_path, astronaut, astronaut_pan,
-                                                     option, reason):
+                                                     tiny_model_file, option, reason):
+    """Even with a model that has no histogram head to predict a palette from."""
     source, target = tmp_path / "old.mp4", tmp_path / "colour.mp4"
     write_video(source, astronaut_pan[:3], rate=25, audio=False)
     Image.fromarray(astronaut).save(tmp_path / "reference.png")
     extra = [option] if option == "--no-palette" else [option, tmp_path / "reference.png"]
-    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target, "--palette-from", "predicted", *extra)
+    code, _, err = run(monkeypatch, capsys, "video", source, "-o", target, "--palette-from", "predicted", *extra,
+                       "--model", tiny_model_file)
     assert code == 0, err
     assert f"note: --palette-from predicted is ignored: {reason}" in err and streams(target)["frames"] == 3
 

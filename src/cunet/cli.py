@@ -527,7 +527,7 @@ def widen(
     weights: Annotated[Path, typer.Argument(help="A weights file or training checkpoint.", show_default=False)],
     width: Annotated[int, typer.Option("--width", help="The new conv1 width (conv2-4: 2x, 4x, 8x).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors, fp32).")],
-    seed: Annotated[int, typer.Option(help="Picks the copied channels and their split shares.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Picks the copied channels and their split shares.")] = 0,
 ) -> None:
     """A wider copy of a trained model that colours exactly alike (Net2Wider), to train on with
     `init_from` (+ `init_continues`): width trials that all start from one colouring."""
@@ -535,7 +535,6 @@ def widen(
 
     if out.suffix != ".safetensors":
         raise CunetError(f"{out}: weights files end in .safetensors")
-    prepare_output_folder(out.parent)
     widen_weights(weights, out, width, seed)
     typer.echo(f"wrote {out}")
 

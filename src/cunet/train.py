@@ -49,6 +49,7 @@ from cunet.hints import (
     simulate_global_hints,
     simulate_point_hints,
 )
+from cunet.io import prepare_output_folder
 from cunet.losses import ab_loss, chroma_deficit, class_weights, rebalanced_cross_entropy
 from cunet.metrics import colorfulness, psnr
 from cunet.model import MAX_WIDTH, CUNet, build_model
@@ -412,4 +413,6 @@ def widen_weights(source: Path, out: Path, width: int, seed: int = 0) -> None:
         raise CunetError(f"--width must be from the model's {model.config.width} to {MAX_WIDTH}, got {width}")
     info = {**file_facts(metadata, stored), **export_choices(source, model, stored),
             "widened_from": {"width": model.config.width, "seed": seed}}
-    save_weights(out, widen_model(model, width, seed), info, half=False)
+    wide = widen_model(model, width, seed)
+    prepare_output_folder(Path(out).parent)  # only once the model is read and the width is checked
+    save_weights(out, wide, info, half=False)

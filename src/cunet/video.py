@@ -190,7 +190,8 @@ class FilmColorizer:
                  keyed: tuple[KeyedHints, ...] = (), reference_histogram: torch.Tensor | None = None,
                  size: int | None = None, join_threads: int = 1):
         self.colorizer, self.steadiness, self.size = colorizer, steadiness, size
-        if steadiness.shot_palette and steadiness.palette_from == "predicted" and colorizer.model.histogram is None:
+        if (steadiness.shot_palette and steadiness.palette_from == "predicted" and reference_histogram is None
+                and colorizer.model.histogram is None):
             raise CunetError("--palette-from predicted needs a model with a histogram head (cunet fit-histogram-head)")
         self.keyed = {k.frame: self._hints_for_key(k.hints) for k in keyed}  # references read now, not mid-film
         self.reference_histogram = reference_histogram

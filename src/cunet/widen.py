@@ -8,8 +8,8 @@ width buys.
 How: every layer's new output channels are copies of old ones (the old channels first, then a seeded
 choice of the old ones), BatchNorm statistics and all; each layer that reads a copied channel gets that
 channel's incoming weights split among its copies. The split shares of each channel sum to one, so the
-output is unchanged, but they differ from copy to copy, so the copies' gradients differ and training
-pulls them apart.
+output is unchanged, but they differ from copy to copy: the copies then start with unequal outgoing
+weights, so training (AdamW, whose steps do not scale with the gradient) pulls them apart — slowly.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torch import nn
 
 from cunet.model import CUNet, ConvUnit, UpBlock
 
-#: How unequal a channel's split shares may be: each copy's share is (1 + u) / copies, u within ±this.
+#: How unequal a channel's split shares are: each copy's share is (1 + u) / copies, u drawn within ±this
+#: and then centred over the channel's copies (so with 3 or more copies |u| may reach twice this).
 SPLIT_SPREAD = 0.2
 
 
@@ -33,10 +34,11 @@ class ChannelMap:
 
     source: torch.Tensor
     share: torch.Tensor
+    old_channels: int
 
     @classmethod
     def identity(cls, channels: int) -> ChannelMap:
-        return cls(torch.arange(channels), torch.ones(channels))
+        return cls(torch.arange(channels), torch.ones(channels), channels)
 
     @classmethod
     def widened(cls, old: int, new: int, rng: np.random.Generator) -> ChannelMap:
@@ -49,12 +51,12 @@ class ChannelMap:
             spread[mine] -= spread[mine].mean()
         spread[copies[source] == 1] = 0.0
         share = (1.0 + spread) / copies[source]
-        return cls(torch.from_numpy(source), torch.from_numpy(share).float())
+        return cls(torch.from_numpy(source), torch.from_numpy(share).float(), old)
 
     def __add__(self, other: ChannelMap) -> ChannelMap:
         """Two maps side by side, as `torch.cat` joins their channels (the second's sources offset)."""
-        offset = int(self.source.max()) + 1
-        return ChannelMap(torch.cat([self.source, other.source + offset]), torch.cat([self.share, other.share]))
+        return ChannelMap(torch.cat([self.source, other.source + self.old_channels]),
+                          torch.cat([self.share, other.share]), self.old_channels + other.old_channels)
 
 
 def _copy_layer(old: nn.Module, new: nn.Module, inputs: ChannelMap, outputs: ChannelMap) -> None:
@@ -78,7 +80,8 @@ def _copy_unit(old: ConvUnit, new: ConvUnit, inputs: ChannelMap, outputs: Channe
             new_layer.num_batches_tracked.copy_(old_layer.num_batches_tracked)
 
 
-def _copy_block(old: nn.Sequential, new: nn.Sequential, inputs: ChannelMap, rng: np.random.Generator) -> ChannelMap:
+def _copy_block(old, new, inputs: ChannelMap, rng: np.random.Generator) -> ChannelMap:
+    """Conv units in a row (a `ConvBlock`, or a list of units): each unit's outputs widened afresh."""
     for old_unit, new_unit in zip(old, new):
         outputs = ChannelMap.widened(old_unit[0].out_channels, new_unit[0].out_channels, rng)
         _copy_unit(old_unit, new_unit, inputs, outputs)
@@ -87,9 +90,9 @@ def _copy_block(old: nn.Sequential, new: nn.Sequential, inputs: ChannelMap, rng:
 
 
 def _copy_up(old: UpBlock, new: UpBlock, inputs: ChannelMap, skip: ChannelMap, rng: np.random.Generator) -> ChannelMap:
-    up = _copy_block(nn.Sequential(old.up), nn.Sequential(new.up), inputs, rng)
-    skipped = _copy_block(nn.Sequential(old.skip), nn.Sequential(new.skip), skip, rng)
-    return _copy_block(nn.Sequential(old.fuse), nn.Sequential(new.fuse), up + skipped, rng)
+    up = _copy_block([old.up], [new.up], inputs, rng)
+    skipped = _copy_block([old.skip], [new.skip], skip, rng)
+    return _copy_block([old.fuse], [new.fuse], up + skipped, rng)  # UpBlock.forward: cat([up, skip])
 
 
 @torch.no_grad()
@@ -113,8 +116,9 @@ def widen_model(model: CUNet, width: int, seed: int = 0) -> CUNet:
         hidden = ChannelMap.widened(old[0].out_channels, new[0].out_channels, rng)
         _copy_layer(old[0], new[0], ChannelMap.identity(old[0].in_channels), hidden)
         _copy_layer(old[2], new[2], hidden, c4)  # added to c4, so it copies c4's channels
-    x = _copy_block(model.conv7, wide.conv7, _copy_block(model.conv6, wide.conv6, _copy_block(
-        model.conv5, wide.conv5, c4, rng), rng), rng)
+    x = _copy_block(model.conv5, wide.conv5, c4, rng)
+    x = _copy_block(model.conv6, wide.conv6, x, rng)
+    x = _copy_block(model.conv7, wide.conv7, x, rng)
     x = _copy_up(model.conv8, wide.conv8, x, c3, rng)
     x = _copy_up(model.conv9, wide.conv9, x, c2, rng)
     x = _copy_up(model.conv10, wide.conv10, x, c1, rng)
