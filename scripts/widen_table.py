@@ -5,8 +5,8 @@ step k's batch, crops and hints come from a generator seeded by (seed, k), so at
 have seen the very same photos: their training losses at equal steps are a paired comparison of
 what each width fits. Printed per arm: steps and images/s in its training minutes; the training loss
 (the logged running mean) averaged over the steps every arm reached (and by 100-step windows, from the
-first logged step), and over each arm's own last 250 steps (equal minutes); and each validation (128², headline over the non-face sources) as gains over
-gray.
+first logged step), and over each arm's own last 250 steps (equal minutes; not paired); and each
+validation (128², headline over the non-face sources) as gains over gray.
 
     python scripts/widen_table.py docs/training/v3widen/w16.log.jsonl docs/training/v3widen/w24.log.jsonl \
         docs/training/v3widen/w32.log.jsonl
