@@ -43,8 +43,9 @@ def main() -> None:
     parser.add_argument("logs", nargs="+", type=Path, help="each arm's log.jsonl, the baseline first")
     args = parser.parse_args()
     runs = [arm(path) for path in args.logs]
+    shared = sorted(set.intersection(*(set(run["trains"]) for run in runs)))  # steps every arm logged
     first = max(run["start"] for run in runs) + 100  # past the running mean's first steps
-    common = sorted(set.intersection(*(set(s for s in run["trains"] if s >= first) for run in runs)))
+    common = [s for s in shared if s >= first]
     base = mean_loss(runs[0], common)
     print(f"paired steps {common[0]}-{common[-1]} ({len(common)} logged)\n")
     print("| arm | steps | training minutes | img/s | loss, common steps (− first arm) | loss, own last 250 steps |")
@@ -58,7 +59,6 @@ def main() -> None:
               f"{loss:.3f} ({loss - base:+.3f}) | {mean_loss(run, last):.3f} |")
     print("\n| 100-step window from | " + " | ".join(f"{run['name']} − {runs[0]['name']}" for run in runs[1:]) + " |")
     print("|---|" + "---|" * (len(runs) - 1))
-    shared = sorted(set.intersection(*(set(run["trains"]) for run in runs)))
     for low in range(shared[0], shared[-1] + 1, 100):
         window = [s for s in shared if low <= s < low + 100]
         if window:

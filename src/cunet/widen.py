@@ -46,10 +46,7 @@ class ChannelMap:
         source = np.concatenate([np.arange(old), extra])
         copies = np.bincount(source, minlength=old)
         spread = rng.uniform(-SPLIT_SPREAD, SPLIT_SPREAD, new)
-        for channel in np.flatnonzero(copies > 1):
-            mine = source == channel
-            spread[mine] -= spread[mine].mean()
-        spread[copies[source] == 1] = 0.0
+        spread -= (np.bincount(source, spread, old) / copies)[source]  # centred per channel: a lone copy gets 0
         share = (1.0 + spread) / copies[source]
         return cls(torch.from_numpy(source), torch.from_numpy(share).float(), old)
 
